@@ -1,0 +1,335 @@
+//! The entities trunkline stores, one shape each whatever dialect shows them, plus the live
+//! registration status the SIP engine writes and the rules that turn it into each dialect's
+//! summary (`successful`, `registrationStatus`).
+
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::ids::{AccountId, Timestamp};
+
+/// SIP transport of a trunk or a registration target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// Case-insensitive, as SIP URI parameters are.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// An account; owns every other row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub account_id: AccountId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// An outbound REGISTER trunkline keeps alive (Ultravox `SipRegistration`).
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub id: Uuid,
+    pub tenant: AccountId,
+    pub username: String,
+    pub proxy: String,
+    pub outbound_proxy: Option<String>,
+    pub auth_user: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Live status, when the engine has written one.
+    pub status: Option<RegistrationStatus>,
+}
+
+/// Outbound trunk settings (Dasha `sip-credentials`).
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub id: Uuid,
+    pub tenant: AccountId,
+    pub server: String,
+    pub transport: Transport,
+    pub domain: Option<String>,
+    pub auth_user: Option<String>,
+    /// Whether a password is stored (it is sealed; see `revealed_password`).
+    pub has_password: bool,
+    /// The opened password, only when the caller asked the store to reveal it.
+    pub revealed_password: Option<SecretString>,
+    pub description: Option<String>,
+    pub cps_limit: Option<i32>,
+    pub cps_key: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A phone number on a trunk (Dasha `sip-phone-numbers`); with `registration` it is also an
+/// outbound registration, identified by `id` in the status table.
+#[derive(Debug, Clone)]
+pub struct PhoneNumber {
+    pub id: Uuid,
+    pub tenant: AccountId,
+    pub phone_number: String,
+    pub trunk_id: Uuid,
+    pub registration: bool,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub incoming_calls_agent_id: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub status: Option<RegistrationStatus>,
+}
+
+/// A username/password SIP devices use to register to trunkline (Vobiz `credentials`). The
+/// password itself is never kept: only its HA1 digests for `realm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundCredential {
+    pub id: Uuid,
+    pub tenant: AccountId,
+    pub username: String,
+    pub realm: String,
+    pub enabled: bool,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The engine's state for one outbound registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationState {
+    Disabled,
+    Pending,
+    Registering,
+    Authenticating,
+    Registered,
+    Unregistering,
+    FailedAuth,
+    FailedTimeout,
+    FailedTransport,
+    FailedRegistrar,
+}
+
+impl RegistrationState {
+    pub const ALL: [RegistrationState; 10] = [
+        Self::Disabled,
+        Self::Pending,
+        Self::Registering,
+        Self::Authenticating,
+        Self::Registered,
+        Self::Unregistering,
+        Self::FailedAuth,
+        Self::FailedTimeout,
+        Self::FailedTransport,
+        Self::FailedRegistrar,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Pending => "pending",
+            Self::Registering => "registering",
+            Self::Authenticating => "authenticating",
+            Self::Registered => "registered",
+            Self::Unregistering => "unregistering",
+            Self::FailedAuth => "failed_auth",
+            Self::FailedTimeout => "failed_timeout",
+            Self::FailedTransport => "failed_transport",
+            Self::FailedRegistrar => "failed_registrar",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    pub fn is_failed(self) -> bool {
+        matches!(
+            self,
+            Self::FailedAuth | Self::FailedTimeout | Self::FailedTransport | Self::FailedRegistrar
+        )
+    }
+
+    /// Words for a person reading a status page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Disabled => "registration is disabled",
+            Self::Pending => "waiting for the first attempt",
+            Self::Registering => "REGISTER sent, waiting for the registrar",
+            Self::Authenticating => "answering the registrar's digest challenge",
+            Self::Registered => "registered",
+            Self::Unregistering => "removing the binding",
+            Self::FailedAuth => "the registrar rejected the credentials",
+            Self::FailedTimeout => "the registrar did not answer in time",
+            Self::FailedTransport => "the registrar could not be reached",
+            Self::FailedRegistrar => "the registrar refused the registration",
+        }
+    }
+}
+
+/// Who caused the last failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedBy {
+    /// A local timeout or transport error: nothing came back.
+    Local,
+    /// The registrar replied with an error.
+    Remote,
+}
+
+impl FailedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedBy::Local => "local",
+            FailedBy::Remote => "remote",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "local" => Some(FailedBy::Local),
+            "remote" => Some(FailedBy::Remote),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the status table, written only by the SIP engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationStatus {
+    pub state: RegistrationState,
+    pub last_code: Option<u16>,
+    pub last_phrase: Option<String>,
+    pub failed_by: Option<FailedBy>,
+    pub last_attempt_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub consecutive_failures: u32,
+    pub transport: Option<Transport>,
+    pub remote: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// The four-valued summary Dasha shows (`registrationStatus.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoarseState {
+    Disabled,
+    Pending,
+    Registered,
+    Failed,
+}
+
+impl RegistrationStatus {
+    /// True while a binding is live, including while it is being refreshed.
+    pub fn has_live_binding(&self, now: Timestamp) -> bool {
+        match self.state {
+            RegistrationState::Registered => true,
+            RegistrationState::Registering | RegistrationState::Authenticating => {
+                self.expires_at.is_some_and(|expires| expires > now)
+            }
+            _ => false,
+        }
+    }
+
+    pub fn coarse(&self, now: Timestamp) -> CoarseState {
+        if self.state == RegistrationState::Disabled {
+            CoarseState::Disabled
+        } else if self.has_live_binding(now) {
+            CoarseState::Registered
+        } else if self.state.is_failed() {
+            CoarseState::Failed
+        } else {
+            CoarseState::Pending
+        }
+    }
+
+    /// `401 Unauthorized`-style summary of the last reply, if any.
+    pub fn sip_response_message(&self) -> Option<String> {
+        let code = self.last_code?;
+        Some(match &self.last_phrase {
+            Some(phrase) => format!("{code} {phrase}"),
+            None => code.to_string(),
+        })
+    }
+}
+
+/// Ultravox `successful`: `null` before the first outcome, `true` while registered (refreshes
+/// included), `false` after a failure.
+pub fn ultravox_successful(status: Option<&RegistrationStatus>, now: Timestamp) -> Option<bool> {
+    let status = status?;
+    if status.has_live_binding(now) {
+        Some(true)
+    } else if status.state.is_failed() {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: RegistrationState, expires_at: Option<i64>) -> RegistrationStatus {
+        RegistrationStatus {
+            state,
+            last_code: Some(401),
+            last_phrase: Some("Unauthorized".into()),
+            failed_by: None,
+            last_attempt_at: None,
+            expires_at: expires_at.map(Timestamp::from_micros),
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            transport: None,
+            remote: None,
+            updated_at: Timestamp::from_micros(0),
+        }
+    }
+
+    #[test]
+    fn successful_is_null_until_an_outcome_and_true_through_refreshes() {
+        let now = Timestamp::from_micros(1_000);
+        assert_eq!(ultravox_successful(None, now), None);
+        let pending = status(RegistrationState::Pending, None);
+        assert_eq!(ultravox_successful(Some(&pending), now), None);
+        let registered = status(RegistrationState::Registered, Some(5_000));
+        assert_eq!(ultravox_successful(Some(&registered), now), Some(true));
+        let refreshing = status(RegistrationState::Registering, Some(5_000));
+        assert_eq!(ultravox_successful(Some(&refreshing), now), Some(true));
+        let first_try = status(RegistrationState::Registering, None);
+        assert_eq!(ultravox_successful(Some(&first_try), now), None);
+        let failed = status(RegistrationState::FailedAuth, Some(5_000));
+        assert_eq!(ultravox_successful(Some(&failed), now), Some(false));
+    }
+
+    #[test]
+    fn coarse_state_and_response_message() {
+        let now = Timestamp::from_micros(1_000);
+        let failed = status(RegistrationState::FailedAuth, None);
+        assert_eq!(failed.coarse(now), CoarseState::Failed);
+        assert_eq!(failed.sip_response_message().as_deref(), Some("401 Unauthorized"));
+        assert_eq!(status(RegistrationState::Disabled, None).coarse(now), CoarseState::Disabled);
+        assert_eq!(status(RegistrationState::Unregistering, None).coarse(now), CoarseState::Pending);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for state in RegistrationState::ALL {
+            assert_eq!(RegistrationState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(Transport::parse("TLS"), Some(Transport::Tls));
+        assert_eq!(Transport::parse("sctp"), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! The services: every business rule, called by every front end.
+//!
+//! One [`Services`] value holds the store, the event bus and the settings the rules need. Its
+//! methods are split by entity across the submodules. Each write validates first, writes in one
+//! store transaction, then publishes a [`ChangeEvent`](crate::events::ChangeEvent).
+
+mod credentials;
+mod phone_numbers;
+mod registrations;
+mod status;
+mod tenants;
+mod trunks;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use credentials::{CredentialDraft, CredentialPatch};
+pub use phone_numbers::PhoneNumberDraft;
+pub use registrations::RegistrationDraft;
+pub use status::{RegistrationKind, RegistrationView};
+pub use tenants::IssuedKey;
+pub use trunks::TrunkDraft;
+
+use crate::error::{ServiceError, StoreError};
+use crate::events::{ChangeEvent, ChangeOp, EntityKind, EventBus};
+use crate::ids::{AccountId, Timestamp};
+use crate::page::Window;
+use crate::store::{Store, WriteOutcome};
+
+/// Settings the rules depend on.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// `sip.domain`: inbound realms are `{account_id}.{sip_domain}`.
+    pub sip_domain: String,
+    /// `dasha.reveal_auth_password`: return trunk passwords in Dasha responses.
+    pub reveal_dasha_password: bool,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            sip_domain: "sip.localhost".to_owned(),
+            reveal_dasha_password: false,
+        }
+    }
+}
+
+/// How often a read-modify-write is retried when another writer got there first.
+const UPDATE_ATTEMPTS: usize = 8;
+
+#[derive(Clone)]
+pub struct Services {
+    store: Arc<dyn Store>,
+    events: EventBus,
+    settings: ServiceSettings,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, events: EventBus, settings: ServiceSettings) -> Self {
+        Self {
+            store,
+            events,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.store.ping().await?)
+    }
+
+    fn publish(&self, tenant: &AccountId, kind: EntityKind, id: Uuid, op: ChangeOp) {
+        self.events.publish(ChangeEvent {
+            tenant: tenant.clone(),
+            kind,
+            id,
+            op,
+        });
+    }
+}
+
+/// Limits of a dialect's page-size parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimits {
+    pub default: u32,
+    pub max: u32,
+}
+
+/// Checks an offset/limit pair against a dialect's limits, naming the dialect's parameters.
+pub fn window(
+    offset_field: &str,
+    offset: Option<i64>,
+    limit_field: &str,
+    limit: Option<i64>,
+    limits: PageLimits,
+) -> Result<Window, ServiceError> {
+    let mut errors = crate::error::FieldErrors::new();
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        errors.add(offset_field, "Ensure this value is greater than or equal to 0.");
+    }
+    let limit = limit.unwrap_or(i64::from(limits.default));
+    if !(1..=i64::from(limits.max)).contains(&limit) {
+        errors.add(
+            limit_field,
+            format!("Ensure this value is between 1 and {}.", limits.max),
+        );
+    }
+    errors.into_result()?;
+    Ok(Window {
+        offset: offset as u64,
+        limit: limit as u32,
+    })
+}
+
+/// A page size alone (keyset pagination).
+pub fn page_size(field: &str, size: Option<i64>, limits: PageLimits) -> Result<u32, ServiceError> {
+    window("offset", Some(0), field, size, limits).map(|w| w.limit)
+}
+
+/// Maps a store outcome to the client's answer, given what "duplicate" means for this entity.
+fn expect_applied(outcome: WriteOutcome, conflict: &str) -> Result<(), ServiceError> {
+    match outcome {
+        WriteOutcome::Applied => Ok(()),
+        WriteOutcome::NotFound => Err(ServiceError::NotFound),
+        WriteOutcome::Duplicate | WriteOutcome::InUse => {
+            Err(ServiceError::Conflict(conflict.to_owned()))
+        }
+        WriteOutcome::ReferenceMissing | WriteOutcome::Stale => Err(ServiceError::Internal(
+            StoreError::Database(format!("unexpected write outcome {outcome:?}")),
+        )),
+    }
+}
+
+/// `updated_at` for a row last changed at `previous`: now, but always strictly later, so the
+/// optimistic check in `update_*` can tell two writes apart.
+fn next_version(previous: Timestamp) -> Timestamp {
+    Timestamp::now().max(Timestamp::from_micros(previous.micros() + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: PageLimits = PageLimits { default: 20, max: 100 };
+
+    #[test]
+    fn window_checks_both_bounds_and_names_the_parameter() {
+        let w = window("offset", None, "limit", None, LIMITS).unwrap();
+        assert_eq!((w.offset, w.limit), (0, 20));
+        for (offset, limit, field) in [
+            (Some(-1), None, "offset"),
+            (None, Some(0), "limit"),
+            (None, Some(101), "limit"),
+        ] {
+            let Err(ServiceError::Validation(errors)) =
+                window("offset", offset, "limit", limit, LIMITS)
+            else {
+                panic!("accepted {offset:?} {limit:?}")
+            };
+            assert_eq!(errors.iter().next().unwrap().0, field);
+        }
+    }
+}

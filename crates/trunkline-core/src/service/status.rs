@@ -1,0 +1,65 @@
+//! Reading live registration status by an id any dialect knows: an Ultravox registration id or
+//! a Dasha phone number. The engine writes the status; this only reads it, and says `pending`
+//! when nothing has been written yet.
+
+use uuid::Uuid;
+
+use super::Services;
+use crate::error::ServiceError;
+use crate::ids::AccountId;
+use crate::model::{RegistrationState, RegistrationStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationKind {
+    Ultravox,
+    Dasha,
+}
+
+impl RegistrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationKind::Ultravox => "ultravox",
+            RegistrationKind::Dasha => "dasha",
+        }
+    }
+}
+
+/// A registration's identity and its status (`None`: not yet attempted).
+#[derive(Debug, Clone)]
+pub struct RegistrationView {
+    pub id: String,
+    pub kind: RegistrationKind,
+    /// The state to show: the stored one, `disabled` for a number without registration, else
+    /// `pending`.
+    pub state: RegistrationState,
+    pub status: Option<RegistrationStatus>,
+}
+
+impl Services {
+    pub async fn registration_view(&self, tenant: &AccountId, id: &str) -> Result<RegistrationView, ServiceError> {
+        if let Ok(uuid) = Uuid::try_parse(id) {
+            let registration = self.registration(tenant, uuid).await?;
+            return Ok(RegistrationView {
+                id: id.to_owned(),
+                kind: RegistrationKind::Ultravox,
+                state: registration
+                    .status
+                    .as_ref()
+                    .map_or(RegistrationState::Pending, |s| s.state),
+                status: registration.status,
+            });
+        }
+        let number = self.phone_number(tenant, id).await?;
+        let state = match (&number.status, number.registration) {
+            (_, false) => RegistrationState::Disabled,
+            (Some(status), true) => status.state,
+            (None, true) => RegistrationState::Pending,
+        };
+        Ok(RegistrationView {
+            id: number.phone_number,
+            kind: RegistrationKind::Dasha,
+            state,
+            status: number.status,
+        })
+    }
+}
