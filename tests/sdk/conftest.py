@@ -213,7 +213,10 @@ class TrunklineServer:
             self._proc.send_signal(signal.SIGTERM)
             try:
                 self._proc.wait(timeout=STOP_TIMEOUT_S)
+                ignored_sigterm = False
             except subprocess.TimeoutExpired:
+                ignored_sigterm = True
+            if ignored_sigterm:
                 self._kill()
                 pytest.fail(
                     f"trunkline did not exit within {STOP_TIMEOUT_S:.0f} s of SIGTERM.\n"
