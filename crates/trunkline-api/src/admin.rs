@@ -1,0 +1,132 @@
+//! The admin API (`/v1/admin/…`): tenants and API keys over HTTP, for operators who do not use
+//! the CLI. Guarded by `Authorization: Bearer <admin_token>`; absent entirely (404) when no
+//! admin token is configured.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use trunkline_core::service::IssuedKey;
+use trunkline_core::AccountId;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::dialect::{bearer, own::Own};
+use crate::error::{ApiError, DialectError, Result};
+use crate::extract::JsonBody;
+use crate::AppState;
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = DialectError<Own>;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> std::result::Result<Self, Self::Rejection> {
+        let Some(expected) = &state.admin_token else {
+            return Err(ApiError::not_found().into());
+        };
+        let presented = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let matches: bool = presented
+            .expose_secret()
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes())
+            .into();
+        if matches {
+            Ok(Admin)
+        } else {
+            Err(ApiError::unauthorized().into())
+        }
+    }
+}
+
+/// A new tenant's (or key's) credentials; the key is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct IssuedKeyBody {
+    account_id: String,
+    api_key: String,
+}
+
+impl From<IssuedKey> for IssuedKeyBody {
+    fn from(issued: IssuedKey) -> Self {
+        Self {
+            account_id: issued.account_id.to_string(),
+            api_key: issued.api_key.expose_secret().to_owned(),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewTenant {
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantBody {
+    account_id: String,
+    name: String,
+    created_at: String,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(create_api_key))
+        .routes(routes!(revoke_api_key))
+}
+
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("adminToken" = [])),
+    responses((status = 200, body = Vec<TenantBody>)))]
+async fn list_tenants(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<TenantBody>>, Own> {
+    let tenants = state.services.tenants().await?;
+    Ok(Json(
+        tenants
+            .into_iter()
+            .map(|t| TenantBody {
+                account_id: t.account_id.to_string(),
+                name: t.name,
+                created_at: t.created_at.to_rfc3339(),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/admin/tenants", tag = "admin", security(("adminToken" = [])),
+    request_body = NewTenant, responses((status = 201, body = IssuedKeyBody)))]
+async fn create_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    JsonBody(body, ..): JsonBody<Own, NewTenant>,
+) -> Result<(StatusCode, Json<IssuedKeyBody>), Own> {
+    let issued = state.services.create_tenant(&body.name).await?;
+    Ok((StatusCode::CREATED, Json(issued.into())))
+}
+
+#[utoipa::path(post, path = "/v1/admin/tenants/{account_id}/api-keys", tag = "admin",
+    security(("adminToken" = [])), params(("account_id" = String, Path)),
+    responses((status = 201, body = IssuedKeyBody)))]
+async fn create_api_key(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(account_id): Path<String>,
+) -> Result<(StatusCode, Json<IssuedKeyBody>), Own> {
+    let tenant = AccountId::parse(&account_id).ok_or_else(ApiError::not_found)?;
+    let issued = state.services.create_api_key(&tenant).await?;
+    Ok((StatusCode::CREATED, Json(issued.into())))
+}
+
+#[utoipa::path(delete, path = "/v1/admin/api-keys/{prefix}", tag = "admin",
+    security(("adminToken" = [])), params(("prefix" = String, Path)),
+    responses((status = 204)))]
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(prefix): Path<String>,
+) -> Result<StatusCode, Own> {
+    state.services.revoke_api_key(&prefix).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

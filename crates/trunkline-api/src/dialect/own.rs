@@ -1,0 +1,101 @@
+//! trunkline's own endpoints under `/v1/`: any dialect's key authenticates, errors are RFC 9457
+//! problem details. Today: the live status of one outbound registration.
+
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::Json;
+use secrecy::SecretString;
+use serde::Serialize;
+use trunkline_core::model::Transport;
+use trunkline_core::{AccountId, Timestamp};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{bearer, header, problem_details, Dialect};
+use crate::error::{ApiError, Result};
+use crate::extract::Caller;
+use crate::AppState;
+
+pub struct Own;
+
+impl Dialect for Own {
+    fn render(error: ApiError) -> Response {
+        problem_details(error)
+    }
+
+    /// `X-API-Key`, `Authorization: Bearer`, or `X-Auth-ID` + `X-Auth-Token`.
+    fn presented_key(parts: &Parts) -> std::result::Result<SecretString, ApiError> {
+        header(parts, "x-api-key")
+            .or_else(|| header(parts, "x-auth-token"))
+            .map(|key| SecretString::from(key.to_owned()))
+            .or_else(|| bearer(parts))
+            .ok_or_else(ApiError::unauthorized)
+    }
+
+    fn check_tenant(parts: &Parts, tenant: &AccountId) -> std::result::Result<(), ApiError> {
+        match header(parts, "x-auth-id") {
+            Some(id) if header(parts, "x-api-key").is_none() && id != tenant.as_str() => {
+                Err(ApiError::unauthorized())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Full live status of an outbound registration, as the engine last wrote it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationStatusView {
+    /// The Ultravox `registrationId` or the Dasha phone number.
+    id: String,
+    /// `ultravox` or `dasha`.
+    kind: &'static str,
+    /// `disabled`, `pending`, `registering`, `authenticating`, `registered`, `unregistering`,
+    /// `failed_auth`, `failed_timeout`, `failed_transport` or `failed_registrar`.
+    state: &'static str,
+    last_code: Option<u16>,
+    last_phrase: Option<String>,
+    /// `local` (timeout or transport error) or `remote` (an error reply), after a failure.
+    failed_by: Option<&'static str>,
+    last_attempt_at: Option<String>,
+    expires_at: Option<String>,
+    next_attempt_at: Option<String>,
+    consecutive_failures: u32,
+    transport: Option<&'static str>,
+    remote: Option<String>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(registration_status))
+}
+
+/// Live status of a registration: `{id}` is an Ultravox registration id or a Dasha phone
+/// number (`%2B…`).
+#[utoipa::path(get, path = "/v1/registrations/{id}", tag = "trunkline",
+    params(("id" = String, Path)),
+    security(("apiKeyAuth" = []), ("bearerAuth" = []), ("authId" = [], "authToken" = [])),
+    responses((status = 200, body = RegistrationStatusView), (status = 404)))]
+async fn registration_status(
+    State(state): State<AppState>,
+    caller: Caller<Own>,
+    Path(id): Path<String>,
+) -> Result<Json<RegistrationStatusView>, Own> {
+    let view = state.services.registration_view(&caller.tenant, &id).await?;
+    let status = view.status.as_ref();
+    Ok(Json(RegistrationStatusView {
+        id: view.id,
+        kind: view.kind.as_str(),
+        state: view.state.as_str(),
+        last_code: status.and_then(|s| s.last_code),
+        last_phrase: status.and_then(|s| s.last_phrase.clone()),
+        failed_by: status.and_then(|s| s.failed_by).map(|f| f.as_str()),
+        last_attempt_at: status.and_then(|s| s.last_attempt_at).map(Timestamp::to_rfc3339),
+        expires_at: status.and_then(|s| s.expires_at).map(Timestamp::to_rfc3339),
+        next_attempt_at: status.and_then(|s| s.next_attempt_at).map(Timestamp::to_rfc3339),
+        consecutive_failures: status.map_or(0, |s| s.consecutive_failures),
+        transport: status.and_then(|s| s.transport).map(Transport::as_str),
+        remote: status.and_then(|s| s.remote.clone()),
+    }))
+}
