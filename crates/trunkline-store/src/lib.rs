@@ -10,4 +10,4 @@ pub mod seal;
 mod sqlite;
 
 pub use seal::{MasterKey, Sealed, Sealer};
-pub use sqlite::{OpenError, SqlStore};
+pub use sqlite::{redact_url, OpenError, SqlStore};

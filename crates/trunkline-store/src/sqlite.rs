@@ -122,11 +122,14 @@ fn seal_context(table: &str, tenant: &AccountId, id: Uuid) -> String {
     format!("{table}:{tenant}:{id}")
 }
 
-/// The URL without anything that may be a password, for error messages.
-fn redact_url(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, rest)) => format!("{}://…@{rest}", url.split(':').next().unwrap_or("")),
-        None => url.to_owned(),
+/// A database URL safe to log or show: the user-info part (which may hold a password) is
+/// replaced by `…`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -1,0 +1,273 @@
+//! Configuration: defaults < TOML file (`--config`) < `TRUNKLINE_*` environment < command line,
+//! with the key names of the CLI/config spec. Unknown keys in the file and malformed values are
+//! startup errors naming the key. Keys for capabilities that are not built yet are accepted and
+//! kept so that a configuration written for a later version still starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Environment variable prefix; `TRUNKLINE_SIP_TLS_LISTEN` is `sip.tls_listen`.
+const ENV_PREFIX: &str = "TRUNKLINE_";
+const SECTIONS: &[&str] = &["sip", "registrar", "outbound", "pacing", "dasha", "cluster"];
+const TOP_LEVEL: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "master_key",
+    "admin_token",
+    "log",
+    "node_id",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    /// Base64 of 32 bytes; else the key file `{data_dir}/master.key`.
+    pub master_key: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub log: String,
+    pub node_id: Option<String>,
+    pub sip: SipConfig,
+    pub registrar: RegistrarConfig,
+    pub outbound: OutboundConfig,
+    pub pacing: PacingConfig,
+    pub dasha: DashaConfig,
+    pub cluster: ClusterConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            master_key: None,
+            admin_token: None,
+            log: "info".to_owned(),
+            node_id: None,
+            sip: SipConfig::default(),
+            registrar: RegistrarConfig::default(),
+            outbound: OutboundConfig::default(),
+            pacing: PacingConfig::default(),
+            dasha: DashaConfig::default(),
+            cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    pub listen: SocketAddr,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub public_addr: Option<String>,
+    pub domain: String,
+    pub nonce_secret: Option<SecretString>,
+    pub nonce_lifetime_secs: u64,
+    pub challenge_algorithms: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            public_addr: None,
+            domain: "sip.localhost".to_owned(),
+            nonce_secret: None,
+            nonce_lifetime_secs: 300,
+            challenge_algorithms: "SHA-256,MD5".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarConfig {
+    pub min_expires: u32,
+    pub default_expires: u32,
+    pub max_expires: u32,
+    pub max_contacts: u32,
+    pub auth_fail_limit: u32,
+    pub auth_fail_window_secs: u64,
+    pub auth_fail_cooldown_secs: u64,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            min_expires: 60,
+            default_expires: 3600,
+            max_expires: 3600,
+            max_contacts: 10,
+            auth_fail_limit: 20,
+            auth_fail_window_secs: 60,
+            auth_fail_cooldown_secs: 120,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    pub ramp_per_sec: u32,
+    pub unregister_on_shutdown: bool,
+    pub shutdown_deadline_secs: u64,
+    pub failed_auth_retry_secs: u64,
+    pub backoff_base_secs: u64,
+    pub backoff_cap_secs: u64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            ramp_per_sec: 200,
+            unregister_on_shutdown: true,
+            shutdown_deadline_secs: 10,
+            failed_auth_retry_secs: 3600,
+            backoff_base_secs: 2,
+            backoff_cap_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PacingConfig {
+    pub redis_url: Option<SecretString>,
+    pub fail_open: bool,
+    pub burst: u32,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            fail_open: false,
+            burst: 1,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashaConfig {
+    pub reveal_auth_password: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub lease_secs: u64,
+    pub renew_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            lease_secs: 15,
+            renew_secs: 5,
+        }
+    }
+}
+
+/// Values given on the command line, which win over everything else.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter_map(|key| env_key(key.as_str())));
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", dir));
+        }
+        if let Some(url) = &overrides.database_url {
+            figment = figment.merge(("database_url", url));
+        }
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(("listen", listen));
+        }
+        figment.extract().map_err(Box::new)
+    }
+
+    /// `database_url`, defaulting to the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("trunkline.db").display())
+        })
+    }
+}
+
+/// Maps a lower-cased, prefix-stripped variable name to its config key; `None` ignores it.
+fn env_key(name: &str) -> Option<figment::value::Uncased<'static>> {
+    if TOP_LEVEL.contains(&name) {
+        return Some(name.to_owned().into());
+    }
+    SECTIONS.iter().find_map(|section| {
+        let rest = name.strip_prefix(section)?.strip_prefix('_')?;
+        Some(format!("{section}.{rest}").into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_map_to_nested_keys() {
+        assert_eq!(env_key("sip_tls_listen").unwrap().as_str(), "sip.tls_listen");
+        assert_eq!(env_key("outbound_backoff_cap_secs").unwrap().as_str(), "outbound.backoff_cap_secs");
+        assert_eq!(env_key("data_dir").unwrap().as_str(), "data_dir");
+        assert!(env_key("something_else").is_none());
+    }
+
+    #[test]
+    fn precedence_and_errors_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("t.toml", "listen = \"127.0.0.1:1\"\nlog = \"debug\"\n[sip]\ndomain = \"from.file\"\n")?;
+            jail.set_env("TRUNKLINE_LOG", "warn");
+            let overrides = Overrides {
+                listen: Some("127.0.0.1:2".into()),
+                ..Overrides::default()
+            };
+            let config = Config::load(Some(Path::new("t.toml")), &overrides).unwrap();
+            assert_eq!(config.listen.port(), 2);
+            assert_eq!(config.log, "warn");
+            assert_eq!(config.sip.domain, "from.file");
+            assert_eq!(config.registrar.min_expires, 60);
+
+            jail.create_file("bad.toml", "[sip]\nlisen = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("lisen"), "{err}");
+            jail.create_file("bad2.toml", "[registrar]\nmin_expires = \"soon\"\n")?;
+            let err = Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("min_expires"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,75 @@
+//! `trunkline serve`: opens the store, creates the default tenant on first start, serves the
+//! HTTP API until SIGTERM or SIGINT, then drains in-flight requests and closes the database.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use trunkline_api::{ops, AppState};
+use trunkline_core::events::EventBus;
+use trunkline_store::redact_url;
+
+use crate::commands::{open_store, services};
+use crate::config::Config;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let services = services(&config, store.clone(), EventBus::default());
+
+    if let Some(issued) = services.ensure_default_tenant().await? {
+        // Printed exactly once, as the spec requires; never logged.
+        eprintln!(
+            "default tenant: account_id={} api_key={}",
+            issued.account_id,
+            issued.api_key.expose_secret()
+        );
+    }
+
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(ops::LATENCY_METRIC.to_owned()), ops::LATENCY_BUCKETS)
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+
+    let state = AppState {
+        services,
+        public_url: config.public_url.clone(),
+        metrics: Some(metrics),
+        admin_token: config.admin_token.clone().map(Arc::new),
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
+    eprintln!("listening on http://{address}");
+
+    axum::serve(listener, trunkline_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

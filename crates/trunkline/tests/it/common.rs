@@ -1,0 +1,256 @@
+//! The test harness: starts the binary, waits for it to say it is listening (no sleeps), keeps
+//! every stderr line for inspection, and offers small HTTP helpers per dialect.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_trunkline");
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A tenant's credentials as printed once at creation.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub account_id: String,
+    pub api_key: String,
+}
+
+/// How to start a server.
+pub struct ServerOptions {
+    pub log: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            log: "info".to_owned(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A running `trunkline serve` with its own data directory.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    /// The `default` tenant printed at first start (`None` after a restart).
+    pub default_tenant: Option<Tenant>,
+    data_dir: Arc<TempDir>,
+    options_log: String,
+    options_env: Vec<(String, String)>,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub client: Client,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    pub fn start_with(options: ServerOptions) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::spawn(dir, options.log, options.env)
+    }
+
+    fn spawn(data_dir: Arc<TempDir>, log: String, env: Vec<(String, String)>) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("TRUNKLINE_LOG", &log)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn trunkline");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    logs.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut default_tenant = None;
+        let base = loop {
+            let line = match rx.recv_timeout(START_TIMEOUT) {
+                Ok(line) => line,
+                Err(_) => panic!(
+                    "trunkline did not start; stderr:\n{}",
+                    logs.lock().unwrap().join("\n")
+                ),
+            };
+            if let Some(rest) = line.strip_prefix("default tenant: ") {
+                default_tenant = Some(parse_tenant_line(rest));
+            }
+            if let Some(address) = line.strip_prefix("listening on ") {
+                break address.trim().to_owned();
+            }
+        };
+        Self {
+            child: Some(child),
+            base,
+            default_tenant,
+            data_dir,
+            options_log: log,
+            options_env: env,
+            logs,
+            client: Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// The default tenant; panics after a restart.
+    pub fn tenant(&self) -> Tenant {
+        self.default_tenant.clone().expect("first start prints the default tenant")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("trunkline.db")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Every stderr line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process by its pid.
+        let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        child.wait().expect("wait")
+    }
+
+    /// Starts a new process on the same data directory (this one must be stopped).
+    pub fn restart(&mut self) -> Server {
+        assert!(self.child.is_none(), "stop the server before restarting it");
+        Self::spawn(self.data_dir.clone(), self.options_log.clone(), self.options_env.clone())
+    }
+
+    /// Runs a CLI command against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli_in(self.data_dir(), args)
+    }
+
+    pub fn create_tenant(&self, name: &str) -> Tenant {
+        let output = self.cli(&["tenant", "create", name, "--json"]);
+        assert!(output.status.success(), "tenant create failed: {}", String::from_utf8_lossy(&output.stderr));
+        let value: Value = serde_json::from_slice(&output.stdout).expect("json output");
+        Tenant {
+            account_id: value["account_id"].as_str().unwrap().to_owned(),
+            api_key: value["api_key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    // --- dialect request builders (auth headers set) ---
+
+    pub fn ultravox(&self, method: reqwest::Method, path: &str, tenant: &Tenant) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("X-API-Key", &tenant.api_key)
+    }
+
+    pub fn dasha(&self, method: reqwest::Method, path: &str, tenant: &Tenant) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&tenant.api_key)
+    }
+
+    /// `path` is relative to `/api/v1/account/{account_id}`.
+    pub fn vobiz(&self, method: reqwest::Method, path: &str, tenant: &Tenant) -> RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api/v1/account/{}{path}", tenant.account_id)))
+            .header("X-Auth-ID", &tenant.account_id)
+            .header("X-Auth-Token", &tenant.api_key)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn cli_in(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("TRUNKLINE_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run trunkline CLI")
+}
+
+fn parse_tenant_line(rest: &str) -> Tenant {
+    let mut account_id = None;
+    let mut api_key = None;
+    for part in rest.split_whitespace() {
+        if let Some(v) = part.strip_prefix("account_id=") {
+            account_id = Some(v.to_owned());
+        }
+        if let Some(v) = part.strip_prefix("api_key=") {
+            api_key = Some(v.to_owned());
+        }
+    }
+    Tenant {
+        account_id: account_id.expect("account_id in default tenant line"),
+        api_key: api_key.expect("api_key in default tenant line"),
+    }
+}
+
+/// Status and JSON body of a response (body `Null` when empty).
+pub fn json(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+    };
+    (status, body)
+}
+
+#[allow(unused_imports)]
+pub use reqwest::Method;

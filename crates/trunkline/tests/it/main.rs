@@ -1,0 +1,15 @@
+//! Integration tests: the real `trunkline` binary on an ephemeral port, a real SQLite file in a
+//! temporary directory, real HTTP. One test binary for all areas so it is built once.
+//!
+//! Run with `cargo test -p trunkline --test it`.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod crash;
+mod dasha;
+mod ops;
+mod secrets;
+mod ultravox;
+mod vobiz;
