@@ -26,7 +26,10 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = DialectError<Own>;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> std::result::Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Self::Rejection> {
         let Some(expected) = &state.admin_token else {
             return Err(ApiError::not_found().into());
         };
@@ -81,7 +84,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("adminToken" = [])),
     responses((status = 200, body = Vec<TenantBody>)))]
-async fn list_tenants(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<TenantBody>>, Own> {
+async fn list_tenants(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<Vec<TenantBody>>, Own> {
     let tenants = state.services.tenants().await?;
     Ok(Json(
         tenants

@@ -37,24 +37,35 @@ where
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !is_json(content_type) {
-            let shown = if content_type.is_empty() { "none" } else { content_type };
+            let shown = if content_type.is_empty() {
+                "none"
+            } else {
+                content_type
+            };
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("Unsupported media type \"{shown}\" in request: send application/json."),
             )
             .into());
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("Request body is larger than {BODY_LIMIT} bytes."),
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "The request body could not be read.")
-            }
-        })?;
-        parse_json(&bytes).map(|value| Self(value, PhantomData)).map_err(Into::into)
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("Request body is larger than {BODY_LIMIT} bytes."),
+                    )
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "The request body could not be read.",
+                    )
+                }
+            })?;
+        parse_json(&bytes)
+            .map(|value| Self(value, PhantomData))
+            .map_err(Into::into)
     }
 }
 
@@ -66,7 +77,8 @@ fn is_json(content_type: &str) -> bool {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses JSON, telling syntax errors (the body as a whole) from type errors (one field).
@@ -84,7 +96,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return syntax_error(inner);
         }
         let path = err.path().to_string();
-        let field = if path == "." { BODY_FIELD.to_owned() } else { path };
+        let field = if path == "." {
+            BODY_FIELD.to_owned()
+        } else {
+            path
+        };
         let message = if field.is_empty() {
             format!("Invalid data: {}.", without_location(&inner.to_string()))
         } else {
@@ -145,7 +161,11 @@ where
         serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
             .map(|value| Self(value, PhantomData))
             .map_err(|err| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("Invalid query string: {err}.")).into()
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("Invalid query string: {err}."),
+                )
+                .into()
             })
     }
 }

@@ -71,7 +71,8 @@ impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let header = |name: &str| SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(name)));
-        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("apiKeyAuth", header("X-API-Key"));
         components.add_security_scheme("bearerAuth", bearer());
         components.add_security_scheme("authId", header("X-Auth-ID"));
@@ -101,11 +102,16 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi_json))
-        .fallback(|request: Request| async move { render_for_path(request.uri().path(), ApiError::not_found()) })
+        .fallback(|request: Request| async move {
+            render_for_path(request.uri().path(), ApiError::not_found())
+        })
         .method_not_allowed_fallback(|request: Request| async move {
             render_for_path(
                 request.uri().path(),
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("Method \"{}\" not allowed.", request.method())),
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("Method \"{}\" not allowed.", request.method()),
+                ),
             )
         })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))

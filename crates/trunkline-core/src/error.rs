@@ -51,7 +51,10 @@ impl FieldErrors {
         self.0
             .iter()
             .map(|(field, messages)| {
-                format!("{field}: {}", messages.first().map(String::as_str).unwrap_or(""))
+                format!(
+                    "{field}: {}",
+                    messages.first().map(String::as_str).unwrap_or("")
+                )
             })
             .collect::<Vec<_>>()
             .join("; ")

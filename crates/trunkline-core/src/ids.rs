@@ -81,7 +81,14 @@ mod tests {
         let id = AccountId::generate();
         assert_eq!(AccountId::parse(id.as_str()), Some(id.clone()));
         assert_eq!(id.as_str().len(), 13);
-        for bad in ["", "MA_", "MA_abcdefghij", "XX_ABCDEFGHIJ", "MA_ABCDEFGHIJK", "MA_ABCDE FGHI"] {
+        for bad in [
+            "",
+            "MA_",
+            "MA_abcdefghij",
+            "XX_ABCDEFGHIJ",
+            "MA_ABCDEFGHIJK",
+            "MA_ABCDE FGHI",
+        ] {
             assert_eq!(AccountId::parse(bad), None, "{bad:?}");
         }
     }

@@ -319,9 +319,18 @@ mod tests {
         let now = Timestamp::from_micros(1_000);
         let failed = status(RegistrationState::FailedAuth, None);
         assert_eq!(failed.coarse(now), CoarseState::Failed);
-        assert_eq!(failed.sip_response_message().as_deref(), Some("401 Unauthorized"));
-        assert_eq!(status(RegistrationState::Disabled, None).coarse(now), CoarseState::Disabled);
-        assert_eq!(status(RegistrationState::Unregistering, None).coarse(now), CoarseState::Pending);
+        assert_eq!(
+            failed.sip_response_message().as_deref(),
+            Some("401 Unauthorized")
+        );
+        assert_eq!(
+            status(RegistrationState::Disabled, None).coarse(now),
+            CoarseState::Disabled
+        );
+        assert_eq!(
+            status(RegistrationState::Unregistering, None).coarse(now),
+            CoarseState::Pending
+        );
     }
 
     #[test]

@@ -126,7 +126,9 @@ mod tests {
             inclusive: true,
         });
         let text = cursor.encode();
-        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(Cursor::decode(&text), Some(cursor));
         for bad in ["", "!!!", "Zm9v", "eHgxLjI", &text[1..], &"A".repeat(200)] {
             assert_eq!(Cursor::decode(bad), None, "{bad:?}");

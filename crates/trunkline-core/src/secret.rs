@@ -147,7 +147,13 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused_before_lookup() {
-        for bad in ["", "tl_", "tl_short", "xx_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "tl_AAAA AAAAAAAAA"] {
+        for bad in [
+            "",
+            "tl_",
+            "tl_short",
+            "xx_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "tl_AAAA AAAAAAAAA",
+        ] {
             assert!(hash_api_key(bad).is_none(), "{bad:?}");
         }
     }
@@ -157,13 +163,23 @@ mod tests {
         // RFC 2617 §3.5: Mufasa / testrealm@host.com / Circle Of Life.
         let password = SecretString::from("Circle Of Life");
         assert_eq!(
-            ha1(DigestAlgorithm::Md5, "Mufasa", "testrealm@host.com", &password),
+            ha1(
+                DigestAlgorithm::Md5,
+                "Mufasa",
+                "testrealm@host.com",
+                &password
+            ),
             "939e7578ed9e3c518a452acee763bce9"
         );
         // RFC 7616 §3.9.1: Mufasa / http-auth@example.org / Circle of Life, SHA-256.
         let password = SecretString::from("Circle of Life");
         assert_eq!(
-            ha1(DigestAlgorithm::Sha256, "Mufasa", "http-auth@example.org", &password),
+            ha1(
+                DigestAlgorithm::Sha256,
+                "Mufasa",
+                "http-auth@example.org",
+                &password
+            ),
             "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232"
         );
     }

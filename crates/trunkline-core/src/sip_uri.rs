@@ -75,9 +75,7 @@ impl SipTarget {
             if transport.is_some() {
                 return Err("repeats the transport parameter".into());
             }
-            transport = Some(
-                Transport::parse(value).ok_or("transport must be udp, tcp or tls")?,
-            );
+            transport = Some(Transport::parse(value).ok_or("transport must be udp, tcp or tls")?);
         }
         if secure && matches!(transport, Some(Transport::Udp)) {
             return Err("a sips: URI cannot use transport=udp".into());
@@ -106,7 +104,11 @@ impl SipTarget {
                 .map_err(|_| "has an invalid IPv6 address")?;
             let port = match after {
                 "" => None,
-                _ => Some(after.strip_prefix(':').ok_or("has text after the IPv6 address")?),
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or("has text after the IPv6 address")?,
+                ),
             };
             return Ok((Host::V6(host), port.map(parse_port).transpose()?));
         } else {

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
-use crate::model::{InboundCredential, PhoneNumber, Registration, RegistrationStatus, Tenant, Trunk};
+use crate::model::{
+    InboundCredential, PhoneNumber, Registration, RegistrationStatus, Tenant, Trunk,
+};
 use crate::page::{Seek, Window};
 use crate::secret::{ApiKeyHash, DigestHashes};
 
@@ -55,62 +57,159 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a tenant with its first key.
     async fn create_tenant(&self, tenant: &Tenant, key: &ApiKeyHash) -> Result<(), StoreError>;
     /// Creates the tenant only if no tenant exists at all (first start); false if there was one.
-    async fn create_first_tenant(&self, tenant: &Tenant, key: &ApiKeyHash) -> Result<bool, StoreError>;
+    async fn create_first_tenant(
+        &self,
+        tenant: &Tenant,
+        key: &ApiKeyHash,
+    ) -> Result<bool, StoreError>;
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
     async fn tenant(&self, id: &AccountId) -> Result<Option<Tenant>, StoreError>;
-    async fn insert_api_key(&self, tenant: &AccountId, key: &ApiKeyHash, at: Timestamp) -> Result<WriteOutcome, StoreError>;
+    async fn insert_api_key(
+        &self,
+        tenant: &AccountId,
+        key: &ApiKeyHash,
+        at: Timestamp,
+    ) -> Result<WriteOutcome, StoreError>;
     async fn api_key(&self, prefix: &str) -> Result<Option<StoredApiKey>, StoreError>;
     /// Revokes by prefix; false when no live key has it.
     async fn revoke_api_key(&self, prefix: &str, at: Timestamp) -> Result<bool, StoreError>;
 
     // --- outbound registrations (Ultravox) ---
-    async fn insert_registration(&self, registration: &Registration, password: &SecretString) -> Result<(), StoreError>;
-    async fn registration(&self, tenant: &AccountId, id: Uuid) -> Result<Option<Registration>, StoreError>;
+    async fn insert_registration(
+        &self,
+        registration: &Registration,
+        password: &SecretString,
+    ) -> Result<(), StoreError>;
+    async fn registration(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<Registration>, StoreError>;
     /// Writes the registration's editable fields and, if given, a new password, provided the
     /// stored row's `updated_at` is still `expected` (else `Stale`). Every `update_*` method
     /// below follows the same optimistic rule.
-    async fn update_registration(&self, registration: &Registration, password: Option<&SecretString>, expected: Timestamp) -> Result<WriteOutcome, StoreError>;
-    async fn delete_registration(&self, tenant: &AccountId, id: Uuid) -> Result<WriteOutcome, StoreError>;
+    async fn update_registration(
+        &self,
+        registration: &Registration,
+        password: Option<&SecretString>,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError>;
+    async fn delete_registration(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<WriteOutcome, StoreError>;
     /// Up to `limit` rows from `seek` (or the start), in the seek's direction.
-    async fn registrations_page(&self, tenant: &AccountId, seek: Option<Seek>, limit: u32) -> Result<Vec<Registration>, StoreError>;
+    async fn registrations_page(
+        &self,
+        tenant: &AccountId,
+        seek: Option<Seek>,
+        limit: u32,
+    ) -> Result<Vec<Registration>, StoreError>;
     /// Whether any row lies in the seek's direction from its position.
-    async fn registrations_exist(&self, tenant: &AccountId, seek: Seek) -> Result<bool, StoreError>;
+    async fn registrations_exist(&self, tenant: &AccountId, seek: Seek)
+        -> Result<bool, StoreError>;
     async fn count_registrations(&self, tenant: &AccountId) -> Result<u64, StoreError>;
     /// Opens the sealed password (for the SIP engine).
-    async fn registration_password(&self, tenant: &AccountId, id: Uuid) -> Result<Option<SecretString>, StoreError>;
+    async fn registration_password(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<SecretString>, StoreError>;
 
     // --- trunks (Dasha sip-credentials) ---
-    async fn insert_trunk(&self, trunk: &Trunk, password: Option<&SecretString>) -> Result<(), StoreError>;
+    async fn insert_trunk(
+        &self,
+        trunk: &Trunk,
+        password: Option<&SecretString>,
+    ) -> Result<(), StoreError>;
     /// `reveal` opens the sealed password into `Trunk::revealed_password`.
-    async fn trunk(&self, tenant: &AccountId, id: Uuid, reveal: bool) -> Result<Option<Trunk>, StoreError>;
-    async fn update_trunk(&self, trunk: &Trunk, password: SecretChange, expected: Timestamp) -> Result<WriteOutcome, StoreError>;
+    async fn trunk(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        reveal: bool,
+    ) -> Result<Option<Trunk>, StoreError>;
+    async fn update_trunk(
+        &self,
+        trunk: &Trunk,
+        password: SecretChange,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError>;
     /// `InUse` while phone numbers refer to it.
     async fn delete_trunk(&self, tenant: &AccountId, id: Uuid) -> Result<WriteOutcome, StoreError>;
-    async fn trunks_page(&self, tenant: &AccountId, window: Window, reveal: bool) -> Result<Vec<Trunk>, StoreError>;
+    async fn trunks_page(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+        reveal: bool,
+    ) -> Result<Vec<Trunk>, StoreError>;
     async fn count_trunks(&self, tenant: &AccountId) -> Result<u64, StoreError>;
 
     // --- phone numbers (Dasha sip-phone-numbers) ---
     /// `Duplicate` if the number exists for the tenant, `ReferenceMissing` if the trunk does not.
     async fn insert_phone_number(&self, number: &PhoneNumber) -> Result<WriteOutcome, StoreError>;
-    async fn phone_number(&self, tenant: &AccountId, number: &str) -> Result<Option<PhoneNumber>, StoreError>;
+    async fn phone_number(
+        &self,
+        tenant: &AccountId,
+        number: &str,
+    ) -> Result<Option<PhoneNumber>, StoreError>;
     /// `ReferenceMissing` if the new trunk does not exist for the tenant.
-    async fn update_phone_number(&self, number: &PhoneNumber, expected: Timestamp) -> Result<WriteOutcome, StoreError>;
-    async fn delete_phone_number(&self, tenant: &AccountId, number: &str) -> Result<WriteOutcome, StoreError>;
-    async fn phone_numbers_page(&self, tenant: &AccountId, window: Window) -> Result<Vec<PhoneNumber>, StoreError>;
+    async fn update_phone_number(
+        &self,
+        number: &PhoneNumber,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError>;
+    async fn delete_phone_number(
+        &self,
+        tenant: &AccountId,
+        number: &str,
+    ) -> Result<WriteOutcome, StoreError>;
+    async fn phone_numbers_page(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+    ) -> Result<Vec<PhoneNumber>, StoreError>;
     async fn count_phone_numbers(&self, tenant: &AccountId) -> Result<u64, StoreError>;
 
     // --- inbound credentials (Vobiz) ---
     /// `Duplicate` if the username exists for the tenant.
-    async fn insert_inbound_credential(&self, credential: &InboundCredential, hashes: &DigestHashes) -> Result<WriteOutcome, StoreError>;
-    async fn inbound_credential(&self, tenant: &AccountId, id: Uuid) -> Result<Option<InboundCredential>, StoreError>;
-    async fn update_inbound_credential(&self, credential: &InboundCredential, hashes: Option<&DigestHashes>, expected: Timestamp) -> Result<WriteOutcome, StoreError>;
-    async fn delete_inbound_credential(&self, tenant: &AccountId, id: Uuid) -> Result<WriteOutcome, StoreError>;
+    async fn insert_inbound_credential(
+        &self,
+        credential: &InboundCredential,
+        hashes: &DigestHashes,
+    ) -> Result<WriteOutcome, StoreError>;
+    async fn inbound_credential(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<InboundCredential>, StoreError>;
+    async fn update_inbound_credential(
+        &self,
+        credential: &InboundCredential,
+        hashes: Option<&DigestHashes>,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError>;
+    async fn delete_inbound_credential(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<WriteOutcome, StoreError>;
     /// Newest first, then id descending.
-    async fn inbound_credentials_page(&self, tenant: &AccountId, window: Window) -> Result<Vec<InboundCredential>, StoreError>;
+    async fn inbound_credentials_page(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+    ) -> Result<Vec<InboundCredential>, StoreError>;
     async fn count_inbound_credentials(&self, tenant: &AccountId) -> Result<u64, StoreError>;
 
     // --- live registration status (written by the SIP engine) ---
-    async fn put_registration_status(&self, tenant: &AccountId, id: Uuid, status: &RegistrationStatus) -> Result<(), StoreError>;
+    async fn put_registration_status(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        status: &RegistrationStatus,
+    ) -> Result<(), StoreError>;
 
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;

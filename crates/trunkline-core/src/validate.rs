@@ -24,13 +24,15 @@ impl Charset {
     fn accepts(self, text: &str) -> bool {
         match self {
             Charset::Printable => !text.chars().any(char::is_control),
-            Charset::SipUser => text.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%".contains(&b)
-            }),
+            Charset::SipUser => text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%".contains(&b)),
             Charset::Word => text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
-            Charset::Quotable => !text.chars().any(|c| c.is_control() || c == '"' || c == '\\'),
+            Charset::Quotable => !text
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\'),
         }
     }
 
@@ -89,11 +91,20 @@ impl Validator {
             return false;
         }
         if length < rule.min {
-            self.error(field, format!("Ensure this field has at least {} characters.", rule.min));
+            self.error(
+                field,
+                format!("Ensure this field has at least {} characters.", rule.min),
+            );
             ok = false;
         }
         if length > rule.max {
-            self.error(field, format!("Ensure this field has no more than {} characters.", rule.max));
+            self.error(
+                field,
+                format!(
+                    "Ensure this field has no more than {} characters.",
+                    rule.max
+                ),
+            );
             ok = false;
         }
         if !rule.charset.accepts(text) {
@@ -104,7 +115,12 @@ impl Validator {
     }
 
     /// A field that must be present and non-null (create).
-    pub fn required_text(&mut self, field: &str, input: Input<String>, rule: TextRule) -> Option<String> {
+    pub fn required_text(
+        &mut self,
+        field: &str,
+        input: Input<String>,
+        rule: TextRule,
+    ) -> Option<String> {
         match input {
             Input::Absent => {
                 self.error(field, REQUIRED);
@@ -119,7 +135,12 @@ impl Validator {
     }
 
     /// A nullable field on create: absent and null both mean "none".
-    pub fn optional_text(&mut self, field: &str, input: Input<String>, rule: TextRule) -> Option<String> {
+    pub fn optional_text(
+        &mut self,
+        field: &str,
+        input: Input<String>,
+        rule: TextRule,
+    ) -> Option<String> {
         match input {
             Input::Value(text) => {
                 self.check_text(field, &text, rule);
@@ -209,10 +230,19 @@ mod tests {
         let mut v = Validator::new();
         assert_eq!(v.required_text("a", Input::Absent, RULE), None);
         assert_eq!(v.required_text("b", Input::Null, RULE), None);
-        assert_eq!(v.required_text("c", Input::Value("toolong".into()), RULE), None);
+        assert_eq!(
+            v.required_text("c", Input::Value("toolong".into()), RULE),
+            None
+        );
         assert_eq!(v.required_text("d", Input::Value("a b".into()), RULE), None);
-        assert_eq!(v.required_text("e", Input::Value(String::new()), RULE), None);
-        assert_eq!(v.required_text("f", Input::Value("ok".into()), RULE), Some("ok".into()));
+        assert_eq!(
+            v.required_text("e", Input::Value(String::new()), RULE),
+            None
+        );
+        assert_eq!(
+            v.required_text("f", Input::Value("ok".into()), RULE),
+            Some("ok".into())
+        );
         let Err(ServiceError::Validation(errors)) = v.finish() else {
             panic!("expected errors")
         };

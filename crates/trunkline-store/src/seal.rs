@@ -70,7 +70,9 @@ pub struct Sealer {
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer").field("current", &self.current).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("current", &self.current)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,10 +113,9 @@ impl Sealer {
     }
 
     pub fn open(&self, sealed: &Sealed, context: &str) -> Result<SecretString, StoreError> {
-        let cipher = self
-            .keys
-            .get(&sealed.key_id)
-            .ok_or_else(|| StoreError::Crypto(format!("no master key with id {}", sealed.key_id)))?;
+        let cipher = self.keys.get(&sealed.key_id).ok_or_else(|| {
+            StoreError::Crypto(format!("no master key with id {}", sealed.key_id))
+        })?;
         let (version, rest) = sealed
             .ciphertext
             .split_first()
@@ -148,12 +149,12 @@ mod tests {
         let sealer = Sealer::new(&key, &[]);
         let secret = SecretString::from("hunter2-password");
         let sealed = sealer.seal(&secret, "registrations:MA_X:1");
-        assert!(!sealed
-            .ciphertext
-            .windows(6)
-            .any(|w| w == b"hunter"));
+        assert!(!sealed.ciphertext.windows(6).any(|w| w == b"hunter"));
         assert_eq!(
-            sealer.open(&sealed, "registrations:MA_X:1").unwrap().expose_secret(),
+            sealer
+                .open(&sealed, "registrations:MA_X:1")
+                .unwrap()
+                .expose_secret(),
             "hunter2-password"
         );
         assert!(sealer.open(&sealed, "registrations:MA_X:2").is_err());
@@ -168,7 +169,10 @@ mod tests {
         let new = MasterKey::generate();
         let rotated = Sealer::new(&new, &[old]);
         assert_eq!(rotated.open(&sealed, "c").unwrap().expose_secret(), "x");
-        assert_ne!(rotated.seal(&SecretString::from("x"), "c").key_id, sealed.key_id);
+        assert_ne!(
+            rotated.seal(&SecretString::from("x"), "c").key_id,
+            sealed.key_id
+        );
     }
 
     #[test]

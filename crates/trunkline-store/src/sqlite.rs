@@ -89,10 +89,7 @@ impl SqlStore {
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 
     fn seal(&self, table: &str, tenant: &AccountId, id: Uuid, secret: &SecretString) -> Sealed {
@@ -110,7 +107,10 @@ impl SqlStore {
         match (ciphertext, key_id) {
             (Some(ciphertext), Some(key_id)) => self
                 .sealer
-                .open(&Sealed { ciphertext, key_id }, &seal_context(table, tenant, id))
+                .open(
+                    &Sealed { ciphertext, key_id },
+                    &seal_context(table, tenant, id),
+                )
                 .map(Some),
             _ => Ok(None),
         }
@@ -207,8 +207,10 @@ impl StatusRow {
             last_attempt_at: self.last_attempt_at.map(Timestamp::from_micros),
             expires_at: self.expires_at.map(Timestamp::from_micros),
             next_attempt_at: self.next_attempt_at.map(Timestamp::from_micros),
-            consecutive_failures: self.consecutive_failures.unwrap_or(0).clamp(0, u32::MAX.into())
-                as u32,
+            consecutive_failures: self
+                .consecutive_failures
+                .unwrap_or(0)
+                .clamp(0, u32::MAX.into()) as u32,
             transport: self
                 .status_transport
                 .map(|t| Transport::parse(&t).ok_or_else(|| corrupt("transport")))
@@ -406,7 +408,13 @@ impl SqlStore {
         let tenant = parse_tenant(&row.tenant_id)?;
         let has_password = row.password_sealed.is_some();
         let revealed_password = if reveal {
-            self.open_sealed("trunks", &tenant, id, row.password_sealed, row.password_key_id)?
+            self.open_sealed(
+                "trunks",
+                &tenant,
+                id,
+                row.password_sealed,
+                row.password_key_id,
+            )?
         } else {
             None
         };
@@ -471,7 +479,11 @@ impl Store for SqlStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn create_first_tenant(&self, tenant: &Tenant, key: &ApiKeyHash) -> Result<bool, StoreError> {
+    async fn create_first_tenant(
+        &self,
+        tenant: &Tenant,
+        key: &ApiKeyHash,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
             .fetch_one(&mut *tx)
@@ -510,7 +522,12 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn insert_api_key(&self, tenant: &AccountId, key: &ApiKeyHash, at: Timestamp) -> Result<WriteOutcome, StoreError> {
+    async fn insert_api_key(
+        &self,
+        tenant: &AccountId,
+        key: &ApiKeyHash,
+        at: Timestamp,
+    ) -> Result<WriteOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE account_id = $1")
             .bind(tenant.as_str())
@@ -526,13 +543,12 @@ impl Store for SqlStore {
     }
 
     async fn api_key(&self, prefix: &str) -> Result<Option<StoredApiKey>, StoreError> {
-        let row: Option<(String, Vec<u8>, Option<i64>)> = sqlx::query_as(
-            "SELECT tenant_id, sha256, revoked_at FROM api_keys WHERE prefix = $1",
-        )
-        .bind(prefix)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db)?;
+        let row: Option<(String, Vec<u8>, Option<i64>)> =
+            sqlx::query_as("SELECT tenant_id, sha256, revoked_at FROM api_keys WHERE prefix = $1")
+                .bind(prefix)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db)?;
         row.map(|(tenant, sha256, revoked_at)| {
             Ok(StoredApiKey {
                 tenant: parse_tenant(&tenant)?,
@@ -557,7 +573,11 @@ impl Store for SqlStore {
 
     // --- registrations --------------------------------------------------------------------------
 
-    async fn insert_registration(&self, r: &Registration, password: &SecretString) -> Result<(), StoreError> {
+    async fn insert_registration(
+        &self,
+        r: &Registration,
+        password: &SecretString,
+    ) -> Result<(), StoreError> {
         let sealed = self.seal("registrations", &r.tenant, r.id, password);
         sqlx::query(
             "INSERT INTO registrations (id, tenant_id, username, proxy, outbound_proxy, auth_user, \
@@ -580,7 +600,11 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn registration(&self, tenant: &AccountId, id: Uuid) -> Result<Option<Registration>, StoreError> {
+    async fn registration(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<Registration>, StoreError> {
         sqlx::query_as::<_, RegistrationRow>(concat!(
             registration_select!(),
             "WHERE r.tenant_id = $1 AND r.id = $2"
@@ -635,7 +659,11 @@ impl Store for SqlStore {
         Ok(WriteOutcome::Applied)
     }
 
-    async fn delete_registration(&self, tenant: &AccountId, id: Uuid) -> Result<WriteOutcome, StoreError> {
+    async fn delete_registration(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<WriteOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
         let result = sqlx::query("DELETE FROM registrations WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
@@ -643,17 +671,24 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        sqlx::query("DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2")
-            .bind(tenant.as_str())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(applied(result.rows_affected()))
     }
 
-    async fn registrations_page(&self, tenant: &AccountId, seek: Option<Seek>, limit: u32) -> Result<Vec<Registration>, StoreError> {
+    async fn registrations_page(
+        &self,
+        tenant: &AccountId,
+        seek: Option<Seek>,
+        limit: u32,
+    ) -> Result<Vec<Registration>, StoreError> {
         let rows = match seek {
             None => {
                 sqlx::query_as::<_, RegistrationRow>(concat!(
@@ -685,7 +720,11 @@ impl Store for SqlStore {
         rows.into_iter().map(RegistrationRow::into_model).collect()
     }
 
-    async fn registrations_exist(&self, tenant: &AccountId, seek: Seek) -> Result<bool, StoreError> {
+    async fn registrations_exist(
+        &self,
+        tenant: &AccountId,
+        seek: Seek,
+    ) -> Result<bool, StoreError> {
         let sql = match seek_comparison(&seek) {
             ">" => "SELECT 1 FROM registrations WHERE tenant_id = $1 AND (created_at, id) > ($2, $3) LIMIT 1",
             ">=" => "SELECT 1 FROM registrations WHERE tenant_id = $1 AND (created_at, id) >= ($2, $3) LIMIT 1",
@@ -703,11 +742,18 @@ impl Store for SqlStore {
     }
 
     async fn count_registrations(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count("SELECT COUNT(*) FROM registrations WHERE tenant_id = $1", tenant)
-            .await
+        self.count(
+            "SELECT COUNT(*) FROM registrations WHERE tenant_id = $1",
+            tenant,
+        )
+        .await
     }
 
-    async fn registration_password(&self, tenant: &AccountId, id: Uuid) -> Result<Option<SecretString>, StoreError> {
+    async fn registration_password(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<SecretString>, StoreError> {
         let row: Option<(Vec<u8>, String)> = sqlx::query_as(
             "SELECT password_sealed, password_key_id FROM registrations WHERE tenant_id = $1 AND id = $2",
         )
@@ -726,7 +772,11 @@ impl Store for SqlStore {
 
     // --- trunks ---------------------------------------------------------------------------------
 
-    async fn insert_trunk(&self, t: &Trunk, password: Option<&SecretString>) -> Result<(), StoreError> {
+    async fn insert_trunk(
+        &self,
+        t: &Trunk,
+        password: Option<&SecretString>,
+    ) -> Result<(), StoreError> {
         let sealed = password.map(|p| self.seal("trunks", &t.tenant, t.id, p));
         let (ciphertext, key_id) = sealed.map(|s| (s.ciphertext, s.key_id)).unzip();
         sqlx::query(
@@ -753,7 +803,12 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn trunk(&self, tenant: &AccountId, id: Uuid, reveal: bool) -> Result<Option<Trunk>, StoreError> {
+    async fn trunk(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        reveal: bool,
+    ) -> Result<Option<Trunk>, StoreError> {
         let row = sqlx::query_as::<_, TrunkRow>(&format!(
             "{TRUNK_SELECT} WHERE tenant_id = $1 AND id = $2"
         ))
@@ -765,7 +820,12 @@ impl Store for SqlStore {
         row.map(|row| self.trunk_from_row(row, reveal)).transpose()
     }
 
-    async fn update_trunk(&self, t: &Trunk, password: SecretChange, expected: Timestamp) -> Result<WriteOutcome, StoreError> {
+    async fn update_trunk(
+        &self,
+        t: &Trunk,
+        password: SecretChange,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError> {
         let (replace_password, sealed) = match &password {
             SecretChange::Keep => (false, None),
             SecretChange::Clear => (true, None),
@@ -835,7 +895,12 @@ impl Store for SqlStore {
         Ok(applied(result.rows_affected()))
     }
 
-    async fn trunks_page(&self, tenant: &AccountId, window: Window, reveal: bool) -> Result<Vec<Trunk>, StoreError> {
+    async fn trunks_page(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+        reveal: bool,
+    ) -> Result<Vec<Trunk>, StoreError> {
         let rows = sqlx::query_as::<_, TrunkRow>(&format!(
             "{TRUNK_SELECT} WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
         ))
@@ -884,7 +949,11 @@ impl Store for SqlStore {
         }
     }
 
-    async fn phone_number(&self, tenant: &AccountId, number: &str) -> Result<Option<PhoneNumber>, StoreError> {
+    async fn phone_number(
+        &self,
+        tenant: &AccountId,
+        number: &str,
+    ) -> Result<Option<PhoneNumber>, StoreError> {
         sqlx::query_as::<_, PhoneNumberRow>(concat!(
             phone_number_select!(),
             "WHERE p.tenant_id = $1 AND p.phone_number = $2"
@@ -898,14 +967,19 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn update_phone_number(&self, p: &PhoneNumber, expected: Timestamp) -> Result<WriteOutcome, StoreError> {
+    async fn update_phone_number(
+        &self,
+        p: &PhoneNumber,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
-        let trunk: Option<i64> = sqlx::query_scalar("SELECT 1 FROM trunks WHERE tenant_id = $1 AND id = $2")
-            .bind(p.tenant.as_str())
-            .bind(p.trunk_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let trunk: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM trunks WHERE tenant_id = $1 AND id = $2")
+                .bind(p.tenant.as_str())
+                .bind(p.trunk_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
         if trunk.is_none() {
             return Ok(WriteOutcome::ReferenceMissing);
         }
@@ -939,7 +1013,11 @@ impl Store for SqlStore {
         Ok(WriteOutcome::Applied)
     }
 
-    async fn delete_phone_number(&self, tenant: &AccountId, number: &str) -> Result<WriteOutcome, StoreError> {
+    async fn delete_phone_number(
+        &self,
+        tenant: &AccountId,
+        number: &str,
+    ) -> Result<WriteOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
         let id: Option<String> = sqlx::query_scalar(
             "DELETE FROM phone_numbers WHERE tenant_id = $1 AND phone_number = $2 RETURNING id",
@@ -952,17 +1030,23 @@ impl Store for SqlStore {
         let Some(id) = id else {
             return Ok(WriteOutcome::NotFound);
         };
-        sqlx::query("DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2")
-            .bind(tenant.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(WriteOutcome::Applied)
     }
 
-    async fn phone_numbers_page(&self, tenant: &AccountId, window: Window) -> Result<Vec<PhoneNumber>, StoreError> {
+    async fn phone_numbers_page(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+    ) -> Result<Vec<PhoneNumber>, StoreError> {
         sqlx::query_as::<_, PhoneNumberRow>(concat!(
             phone_number_select!(),
             "WHERE p.tenant_id = $1 ORDER BY p.created_at, p.id LIMIT $2 OFFSET $3"
@@ -979,13 +1063,20 @@ impl Store for SqlStore {
     }
 
     async fn count_phone_numbers(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count("SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1", tenant)
-            .await
+        self.count(
+            "SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1",
+            tenant,
+        )
+        .await
     }
 
     // --- inbound credentials --------------------------------------------------------------------
 
-    async fn insert_inbound_credential(&self, c: &InboundCredential, hashes: &DigestHashes) -> Result<WriteOutcome, StoreError> {
+    async fn insert_inbound_credential(
+        &self,
+        c: &InboundCredential,
+        hashes: &DigestHashes,
+    ) -> Result<WriteOutcome, StoreError> {
         let result = sqlx::query(
             "INSERT INTO inbound_credentials (id, tenant_id, username, realm, ha1_md5, ha1_sha256, \
              enabled, description, created_at, updated_at) \
@@ -1010,7 +1101,11 @@ impl Store for SqlStore {
         }
     }
 
-    async fn inbound_credential(&self, tenant: &AccountId, id: Uuid) -> Result<Option<InboundCredential>, StoreError> {
+    async fn inbound_credential(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<InboundCredential>, StoreError> {
         sqlx::query_as::<_, CredentialRow>(&format!(
             "{CREDENTIAL_SELECT} WHERE tenant_id = $1 AND id = $2"
         ))
@@ -1059,17 +1154,26 @@ impl Store for SqlStore {
         Ok(WriteOutcome::Applied)
     }
 
-    async fn delete_inbound_credential(&self, tenant: &AccountId, id: Uuid) -> Result<WriteOutcome, StoreError> {
-        let result = sqlx::query("DELETE FROM inbound_credentials WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db)?;
+    async fn delete_inbound_credential(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<WriteOutcome, StoreError> {
+        let result =
+            sqlx::query("DELETE FROM inbound_credentials WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(id.to_string())
+                .execute(&self.writer)
+                .await
+                .map_err(db)?;
         Ok(applied(result.rows_affected()))
     }
 
-    async fn inbound_credentials_page(&self, tenant: &AccountId, window: Window) -> Result<Vec<InboundCredential>, StoreError> {
+    async fn inbound_credentials_page(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+    ) -> Result<Vec<InboundCredential>, StoreError> {
         sqlx::query_as::<_, CredentialRow>(&format!(
             "{CREDENTIAL_SELECT} WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
         ))
@@ -1085,13 +1189,21 @@ impl Store for SqlStore {
     }
 
     async fn count_inbound_credentials(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count("SELECT COUNT(*) FROM inbound_credentials WHERE tenant_id = $1", tenant)
-            .await
+        self.count(
+            "SELECT COUNT(*) FROM inbound_credentials WHERE tenant_id = $1",
+            tenant,
+        )
+        .await
     }
 
     // --- status -----------------------------------------------------------------------------------
 
-    async fn put_registration_status(&self, tenant: &AccountId, id: Uuid, s: &RegistrationStatus) -> Result<(), StoreError> {
+    async fn put_registration_status(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        s: &RegistrationStatus,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO registration_status (registration_id, tenant_id, state, last_code, \
              last_phrase, failed_by, last_attempt_at, expires_at, next_attempt_at, \
@@ -1132,7 +1244,10 @@ impl Store for SqlStore {
     }
 }
 
-async fn insert_tenant(tx: &mut Transaction<'static, Sqlite>, tenant: &Tenant) -> Result<(), StoreError> {
+async fn insert_tenant(
+    tx: &mut Transaction<'static, Sqlite>,
+    tenant: &Tenant,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO tenants (account_id, name, created_at) VALUES ($1, $2, $3)")
         .bind(tenant.account_id.as_str())
         .bind(&tenant.name)
@@ -1149,13 +1264,15 @@ async fn insert_key(
     key: &ApiKeyHash,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO api_keys (prefix, tenant_id, sha256, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&key.prefix)
-        .bind(tenant.as_str())
-        .bind(key.sha256.as_slice())
-        .bind(at.micros())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO api_keys (prefix, tenant_id, sha256, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&key.prefix)
+    .bind(tenant.as_str())
+    .bind(key.sha256.as_slice())
+    .bind(at.micros())
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "trunkline", version, about = "Self-hosted SIP trunk control plane")]
+#[command(
+    name = "trunkline",
+    version,
+    about = "Self-hosted SIP trunk control plane"
+)]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, value_name = "FILE")]

@@ -66,7 +66,12 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<(
                 println!("{}", serde_json::Value::from(list));
             } else {
                 for t in &tenants {
-                    println!("{}\t{}\t{}", t.account_id, t.created_at.to_rfc3339(), t.name);
+                    println!(
+                        "{}\t{}\t{}",
+                        t.account_id,
+                        t.created_at.to_rfc3339(),
+                        t.name
+                    );
                 }
             }
             Ok(())
@@ -98,7 +103,9 @@ pub async fn apikey(config: &Config, command: ApikeyCommand) -> anyhow::Result<(
                 eprintln!("revoked");
                 Ok(())
             }
-            Err(ServiceError::NotFound) => Err(anyhow::anyhow!("no live API key with prefix {key_prefix}")),
+            Err(ServiceError::NotFound) => {
+                Err(anyhow::anyhow!("no live API key with prefix {key_prefix}"))
+            }
             Err(err) => Err(explain(err)),
         },
     };
@@ -116,7 +123,11 @@ fn print_issued(issued: &IssuedKey, json: bool) {
             })
         );
     } else {
-        println!("account_id={} api_key={}", issued.account_id, issued.api_key.expose_secret());
+        println!(
+            "account_id={} api_key={}",
+            issued.account_id,
+            issued.api_key.expose_secret()
+        );
         eprintln!("the API key is shown only now; store it safely");
     }
 }

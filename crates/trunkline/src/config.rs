@@ -217,9 +217,9 @@ impl Config {
 
     /// `database_url`, defaulting to the SQLite file in the data directory.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("trunkline.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("trunkline.db").display()))
     }
 }
 
@@ -240,16 +240,26 @@ mod tests {
 
     #[test]
     fn env_names_map_to_nested_keys() {
-        assert_eq!(env_key("sip_tls_listen").unwrap().as_str(), "sip.tls_listen");
-        assert_eq!(env_key("outbound_backoff_cap_secs").unwrap().as_str(), "outbound.backoff_cap_secs");
+        assert_eq!(
+            env_key("sip_tls_listen").unwrap().as_str(),
+            "sip.tls_listen"
+        );
+        assert_eq!(
+            env_key("outbound_backoff_cap_secs").unwrap().as_str(),
+            "outbound.backoff_cap_secs"
+        );
         assert_eq!(env_key("data_dir").unwrap().as_str(), "data_dir");
         assert!(env_key("something_else").is_none());
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail fixes the closure's error type
     fn precedence_and_errors_name_the_key() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("t.toml", "listen = \"127.0.0.1:1\"\nlog = \"debug\"\n[sip]\ndomain = \"from.file\"\n")?;
+            jail.create_file(
+                "t.toml",
+                "listen = \"127.0.0.1:1\"\nlog = \"debug\"\n[sip]\ndomain = \"from.file\"\n",
+            )?;
             jail.set_env("TRUNKLINE_LOG", "warn");
             let overrides = Overrides {
                 listen: Some("127.0.0.1:2".into()),
@@ -265,7 +275,8 @@ mod tests {
             let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("lisen"), "{err}");
             jail.create_file("bad2.toml", "[registrar]\nmin_expires = \"soon\"\n")?;
-            let err = Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();
+            let err =
+                Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("min_expires"), "{err}");
             Ok(())
         });

@@ -44,9 +44,11 @@ pub fn load(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Resul
                 tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "master key file is readable by others");
             }
             let text = Zeroizing::new(
-                fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+                fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
             );
-            decode(text.trim()).with_context(|| format!("{} must hold base64 of 32 bytes", path.display()))
+            decode(text.trim())
+                .with_context(|| format!("{} must hold base64 of 32 bytes", path.display()))
         }
         Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
     }
@@ -68,7 +70,10 @@ mod tests {
     fn creates_the_key_file_once_with_owner_only_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let first = load(None, dir.path()).unwrap();
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let second = load(None, dir.path()).unwrap();
         assert_eq!(first.id(), second.id());
@@ -77,7 +82,8 @@ mod tests {
     #[test]
     fn configured_key_wins_and_is_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let encoded = SecretString::from(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
+        let encoded =
+            SecretString::from(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
         let key = load(Some(&encoded), dir.path()).unwrap();
         assert_eq!(key.id(), MasterKey::from_bytes([9; 32]).id());
         assert!(!dir.path().join(KEY_FILE).exists());

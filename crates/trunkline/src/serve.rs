@@ -28,7 +28,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let metrics = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(ops::LATENCY_METRIC.to_owned()), ops::LATENCY_BUCKETS)
+        .set_buckets_for_metric(
+            Matcher::Full(ops::LATENCY_METRIC.to_owned()),
+            ops::LATENCY_BUCKETS,
+        )
         .context("metrics buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;

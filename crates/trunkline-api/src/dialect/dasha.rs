@@ -34,7 +34,10 @@ impl Dialect for Dasha {
     }
 }
 
-const PAGE: PageLimits = PageLimits { default: 20, max: 1000 };
+const PAGE: PageLimits = PageLimits {
+    default: 20,
+    max: 1000,
+};
 
 /// A page in Dasha's shape.
 #[derive(Serialize, ToSchema)]
@@ -296,7 +299,10 @@ async fn list_trunks(
     caller: Caller<Dasha>,
     QueryParams(params, ..): QueryParams<Dasha, PageParams>,
 ) -> Result<Json<DashaPage<SipCredential>>, Dasha> {
-    let page = state.services.list_trunks(&caller.tenant, params.window()?).await?;
+    let page = state
+        .services
+        .list_trunks(&caller.tenant, params.window()?)
+        .await?;
     Ok(Json(DashaPage::from_page(page, SipCredential::from)))
 }
 
@@ -308,7 +314,10 @@ async fn create_trunk(
     caller: Caller<Dasha>,
     JsonBody(body, ..): JsonBody<Dasha, SipCredentialInput>,
 ) -> Result<(StatusCode, Json<SipCredential>), Dasha> {
-    let trunk = state.services.create_trunk(&caller.tenant, body.into()).await?;
+    let trunk = state
+        .services
+        .create_trunk(&caller.tenant, body.into())
+        .await?;
     Ok((StatusCode::CREATED, Json(trunk.into())))
 }
 
@@ -320,7 +329,10 @@ async fn get_trunk(
     caller: Caller<Dasha>,
     Path(id): Path<String>,
 ) -> Result<Json<SipCredential>, Dasha> {
-    let trunk = state.services.trunk(&caller.tenant, uuid_path(&id)?).await?;
+    let trunk = state
+        .services
+        .trunk(&caller.tenant, uuid_path(&id)?)
+        .await?;
     Ok(Json(trunk.into()))
 }
 
@@ -336,7 +348,10 @@ async fn replace_trunk(
     JsonBody(body, ..): JsonBody<Dasha, SipCredentialInput>,
 ) -> Result<Json<SipCredential>, Dasha> {
     let id = uuid_path(&id)?;
-    let trunk = state.services.replace_trunk(&caller.tenant, id, body.into()).await?;
+    let trunk = state
+        .services
+        .replace_trunk(&caller.tenant, id, body.into())
+        .await?;
     Ok(Json(trunk.into()))
 }
 
@@ -349,7 +364,10 @@ async fn delete_trunk(
     caller: Caller<Dasha>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Dasha> {
-    state.services.delete_trunk(&caller.tenant, uuid_path(&id)?).await?;
+    state
+        .services
+        .delete_trunk(&caller.tenant, uuid_path(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -365,7 +383,9 @@ async fn list_numbers(
         .list_phone_numbers(&caller.tenant, params.window()?)
         .await?;
     let now = Timestamp::now();
-    Ok(Json(DashaPage::from_page(page, |p| SipPhoneNumber::from_model(p, now))))
+    Ok(Json(DashaPage::from_page(page, |p| {
+        SipPhoneNumber::from_model(p, now)
+    })))
 }
 
 #[utoipa::path(post, path = "/api/v1/sip-phone-numbers", tag = "dasha",
@@ -380,7 +400,10 @@ async fn create_number(
         .services
         .create_phone_number(&caller.tenant, body.into())
         .await?;
-    Ok((StatusCode::CREATED, Json(SipPhoneNumber::from_model(number, Timestamp::now()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(SipPhoneNumber::from_model(number, Timestamp::now())),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/sip-phone-numbers/{phoneNumber}", tag = "dasha",
@@ -420,6 +443,9 @@ async fn delete_number(
     caller: Caller<Dasha>,
     Path(number): Path<String>,
 ) -> Result<StatusCode, Dasha> {
-    state.services.delete_phone_number(&caller.tenant, &number).await?;
+    state
+        .services
+        .delete_phone_number(&caller.tenant, &number)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

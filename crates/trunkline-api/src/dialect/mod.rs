@@ -77,7 +77,11 @@ pub(crate) fn problem_details(error: ApiError) -> Response {
             .fields
             .iter()
             .map(|(field, messages)| {
-                let name = if field.is_empty() { "$" } else { field.as_str() };
+                let name = if field.is_empty() {
+                    "$"
+                } else {
+                    field.as_str()
+                };
                 (name.to_owned(), serde_json::Value::from(messages.clone()))
             })
             .collect();

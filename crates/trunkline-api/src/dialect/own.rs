@@ -82,7 +82,10 @@ async fn registration_status(
     caller: Caller<Own>,
     Path(id): Path<String>,
 ) -> Result<Json<RegistrationStatusView>, Own> {
-    let view = state.services.registration_view(&caller.tenant, &id).await?;
+    let view = state
+        .services
+        .registration_view(&caller.tenant, &id)
+        .await?;
     let status = view.status.as_ref();
     Ok(Json(RegistrationStatusView {
         id: view.id,
@@ -91,9 +94,13 @@ async fn registration_status(
         last_code: status.and_then(|s| s.last_code),
         last_phrase: status.and_then(|s| s.last_phrase.clone()),
         failed_by: status.and_then(|s| s.failed_by).map(|f| f.as_str()),
-        last_attempt_at: status.and_then(|s| s.last_attempt_at).map(Timestamp::to_rfc3339),
+        last_attempt_at: status
+            .and_then(|s| s.last_attempt_at)
+            .map(Timestamp::to_rfc3339),
         expires_at: status.and_then(|s| s.expires_at).map(Timestamp::to_rfc3339),
-        next_attempt_at: status.and_then(|s| s.next_attempt_at).map(Timestamp::to_rfc3339),
+        next_attempt_at: status
+            .and_then(|s| s.next_attempt_at)
+            .map(Timestamp::to_rfc3339),
         consecutive_failures: status.map_or(0, |s| s.consecutive_failures),
         transport: status.and_then(|s| s.transport).map(Transport::as_str),
         remote: status.and_then(|s| s.remote.clone()),

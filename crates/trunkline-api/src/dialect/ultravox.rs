@@ -34,7 +34,11 @@ impl Dialect for Ultravox {
                 .fields
                 .iter()
                 .map(|(field, messages)| {
-                    let name = if field == BODY_FIELD { "non_field_errors" } else { field };
+                    let name = if field == BODY_FIELD {
+                        "non_field_errors"
+                    } else {
+                        field
+                    };
                     (name.to_owned(), Value::from(messages.clone()))
                 })
                 .collect();
@@ -50,7 +54,10 @@ impl Dialect for Ultravox {
     }
 }
 
-const PAGE: PageLimits = PageLimits { default: 100, max: 1000 };
+const PAGE: PageLimits = PageLimits {
+    default: 100,
+    max: 1000,
+};
 const PATH: &str = "/api/sip/registrations";
 
 /// `SipRegistration` as the vendor documents it. `password` is write-only and never appears.
@@ -137,7 +144,11 @@ pub struct ListParams {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_registrations, create_registration))
-        .routes(routes!(get_registration, update_registration, delete_registration))
+        .routes(routes!(
+            get_registration,
+            update_registration,
+            delete_registration
+        ))
 }
 
 /// Lists the tenant's registrations, oldest first.
@@ -150,12 +161,17 @@ async fn list_registrations(
     headers: HeaderMap,
     QueryParams(params, ..): QueryParams<Ultravox, ListParams>,
 ) -> Result<Json<PaginatedSipRegistrationList>, Ultravox> {
-    let size = page_size("pageSize", int_param("pageSize", params.page_size.as_deref())?, PAGE)?;
+    let size = page_size(
+        "pageSize",
+        int_param("pageSize", params.page_size.as_deref())?,
+        PAGE,
+    )?;
     let cursor = match params.cursor.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "Invalid cursor")
-        })?),
+        Some(text) => Some(
+            Cursor::decode(text)
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "Invalid cursor"))?,
+        ),
     };
     let page = state
         .services
@@ -195,7 +211,10 @@ async fn create_registration(
         .services
         .create_registration(&caller.tenant, body.into())
         .await?;
-    Ok((StatusCode::CREATED, Json(SipRegistration::from_model(created, Timestamp::now()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(SipRegistration::from_model(created, Timestamp::now())),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/sip/registrations/{registrationId}", tag = "ultravox",

@@ -60,7 +60,10 @@ impl Dialect for Vobiz {
     }
 }
 
-const PAGE: PageLimits = PageLimits { default: 20, max: 100 };
+const PAGE: PageLimits = PageLimits {
+    default: 20,
+    max: 100,
+};
 
 /// A credential as the vendor shows it; the password is always the literal `<redacted>`.
 #[derive(Serialize, ToSchema)]
@@ -148,7 +151,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_credentials))
         .routes(routes!(create_credential))
-        .routes(routes!(get_credential, update_credential, delete_credential))
+        .routes(routes!(
+            get_credential,
+            update_credential,
+            delete_credential
+        ))
 }
 
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/trunks/credentials", tag = "vobiz",

@@ -73,14 +73,25 @@ impl Services {
         };
         let hashes = DigestHashes::compute(&credential.username, &credential.realm, &password);
         expect_applied(
-            self.store.insert_inbound_credential(&credential, &hashes).await?,
+            self.store
+                .insert_inbound_credential(&credential, &hashes)
+                .await?,
             DUPLICATE,
         )?;
-        self.publish(tenant, EntityKind::InboundCredential, credential.id, ChangeOp::Created);
+        self.publish(
+            tenant,
+            EntityKind::InboundCredential,
+            credential.id,
+            ChangeOp::Created,
+        );
         Ok(credential)
     }
 
-    pub async fn inbound_credential(&self, tenant: &AccountId, id: Uuid) -> Result<InboundCredential, ServiceError> {
+    pub async fn inbound_credential(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<InboundCredential, ServiceError> {
         self.store
             .inbound_credential(tenant, id)
             .await?
@@ -112,7 +123,8 @@ impl Services {
                 Input::Value(secret) => v.check_secret("password", secret.clone(), PASSWORD),
                 Input::Absent => None,
             };
-            let description = v.patch_text("description", patch.description.clone(), DESCRIPTION, true);
+            let description =
+                v.patch_text("description", patch.description.clone(), DESCRIPTION, true);
             let mut next = current.clone();
             match patch.enabled {
                 Input::Value(flag) => next.enabled = flag,
@@ -122,8 +134,9 @@ impl Services {
             v.finish()?;
             apply_nullable(&mut next.description, &description);
             next.updated_at = next_version(current.updated_at);
-            let hashes = password
-                .map(|password| DigestHashes::compute(&current.username, &current.realm, &password));
+            let hashes = password.map(|password| {
+                DigestHashes::compute(&current.username, &current.realm, &password)
+            });
             match self
                 .store
                 .update_inbound_credential(&next, hashes.as_ref(), current.updated_at)
@@ -138,7 +151,11 @@ impl Services {
         Err(too_contended())
     }
 
-    pub async fn delete_inbound_credential(&self, tenant: &AccountId, id: Uuid) -> Result<(), ServiceError> {
+    pub async fn delete_inbound_credential(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<(), ServiceError> {
         expect_applied(self.store.delete_inbound_credential(tenant, id).await?, "")?;
         self.publish(tenant, EntityKind::InboundCredential, id, ChangeOp::Deleted);
         Ok(())

@@ -110,7 +110,10 @@ pub fn window(
     let mut errors = crate::error::FieldErrors::new();
     let offset = offset.unwrap_or(0);
     if offset < 0 {
-        errors.add(offset_field, "Ensure this value is greater than or equal to 0.");
+        errors.add(
+            offset_field,
+            "Ensure this value is greater than or equal to 0.",
+        );
     }
     let limit = limit.unwrap_or(i64::from(limits.default));
     if !(1..=i64::from(limits.max)).contains(&limit) {
@@ -155,7 +158,10 @@ fn next_version(previous: Timestamp) -> Timestamp {
 mod tests {
     use super::*;
 
-    const LIMITS: PageLimits = PageLimits { default: 20, max: 100 };
+    const LIMITS: PageLimits = PageLimits {
+        default: 20,
+        max: 100,
+    };
 
     #[test]
     fn window_checks_both_bounds_and_names_the_parameter() {

@@ -66,8 +66,11 @@ fn check_fields(v: &mut Validator, draft: PhoneNumberDraft) -> Option<CheckedNum
     };
     let display_name = v.optional_text("displayName", draft.display_name, DISPLAY_NAME);
     let description = v.optional_text("description", draft.description, DESCRIPTION);
-    let incoming_calls_agent_id =
-        v.optional_text("incomingCallsAgentId", draft.incoming_calls_agent_id, AGENT_ID);
+    let incoming_calls_agent_id = v.optional_text(
+        "incomingCallsAgentId",
+        draft.incoming_calls_agent_id,
+        AGENT_ID,
+    );
     Some(CheckedNumber {
         trunk_id: trunk_id?,
         registration,
@@ -113,11 +116,20 @@ impl Services {
             }
             outcome => expect_applied(outcome, "This phone number already exists.")?,
         }
-        self.publish(tenant, EntityKind::PhoneNumber, phone_number.id, ChangeOp::Created);
+        self.publish(
+            tenant,
+            EntityKind::PhoneNumber,
+            phone_number.id,
+            ChangeOp::Created,
+        );
         Ok(phone_number)
     }
 
-    pub async fn phone_number(&self, tenant: &AccountId, number: &str) -> Result<PhoneNumber, ServiceError> {
+    pub async fn phone_number(
+        &self,
+        tenant: &AccountId,
+        number: &str,
+    ) -> Result<PhoneNumber, ServiceError> {
         if !is_e164(number) {
             return Err(ServiceError::NotFound);
         }
@@ -136,9 +148,10 @@ impl Services {
     ) -> Result<PhoneNumber, ServiceError> {
         let mut v = Validator::new();
         match std::mem::take(&mut draft.phone_number) {
-            Input::Value(sent) if sent != number => {
-                v.error("phoneNumber", "The phone number cannot be changed; create a new one.")
-            }
+            Input::Value(sent) if sent != number => v.error(
+                "phoneNumber",
+                "The phone number cannot be changed; create a new one.",
+            ),
             _ => {}
         }
         let checked = check_fields(&mut v, draft);
@@ -155,7 +168,11 @@ impl Services {
                 updated_at: next_version(current.updated_at),
                 ..current.clone()
             };
-            match self.store.update_phone_number(&next, current.updated_at).await? {
+            match self
+                .store
+                .update_phone_number(&next, current.updated_at)
+                .await?
+            {
                 WriteOutcome::Stale => continue,
                 WriteOutcome::ReferenceMissing => {
                     return Err(ServiceError::invalid("credentialsId", NO_SUCH_TRUNK))
@@ -168,14 +185,27 @@ impl Services {
         Err(too_contended())
     }
 
-    pub async fn delete_phone_number(&self, tenant: &AccountId, number: &str) -> Result<(), ServiceError> {
+    pub async fn delete_phone_number(
+        &self,
+        tenant: &AccountId,
+        number: &str,
+    ) -> Result<(), ServiceError> {
         let current = self.phone_number(tenant, number).await?;
         expect_applied(self.store.delete_phone_number(tenant, number).await?, "")?;
-        self.publish(tenant, EntityKind::PhoneNumber, current.id, ChangeOp::Deleted);
+        self.publish(
+            tenant,
+            EntityKind::PhoneNumber,
+            current.id,
+            ChangeOp::Deleted,
+        );
         Ok(())
     }
 
-    pub async fn list_phone_numbers(&self, tenant: &AccountId, window: Window) -> Result<OffsetPage<PhoneNumber>, ServiceError> {
+    pub async fn list_phone_numbers(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+    ) -> Result<OffsetPage<PhoneNumber>, ServiceError> {
         let items = self.store.phone_numbers_page(tenant, window).await?;
         let total = self.store.count_phone_numbers(tenant).await?;
         Ok(OffsetPage {
@@ -195,7 +225,14 @@ mod tests {
     fn e164() {
         assert!(is_e164("+14155550123"));
         assert!(is_e164("+44"));
-        for bad in ["14155550123", "+0123", "+1", "+1234567890123456", "+1 415", "+"] {
+        for bad in [
+            "14155550123",
+            "+0123",
+            "+1",
+            "+1234567890123456",
+            "+1 415",
+            "+",
+        ] {
             assert!(!is_e164(bad), "{bad}");
         }
     }

@@ -31,7 +31,10 @@ pub struct RegistrationDraft {
 
 fn check_target(v: &mut Validator, field: &str, value: &str) {
     if let Err(problem) = SipTarget::parse(value) {
-        v.error(field, format!("Enter a valid SIP server address: {problem}."));
+        v.error(
+            field,
+            format!("Enter a valid SIP server address: {problem}."),
+        );
     }
 }
 
@@ -72,7 +75,12 @@ impl Services {
         self.store
             .insert_registration(&registration, &password)
             .await?;
-        self.publish(tenant, EntityKind::Registration, registration.id, ChangeOp::Created);
+        self.publish(
+            tenant,
+            EntityKind::Registration,
+            registration.id,
+            ChangeOp::Created,
+        );
         Ok(registration)
     }
 
@@ -137,7 +145,11 @@ impl Services {
         Err(too_contended())
     }
 
-    pub async fn delete_registration(&self, tenant: &AccountId, id: Uuid) -> Result<(), ServiceError> {
+    pub async fn delete_registration(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<(), ServiceError> {
         expect_applied(self.store.delete_registration(tenant, id).await?, "")?;
         self.publish(tenant, EntityKind::Registration, id, ChangeOp::Deleted);
         Ok(())
@@ -157,7 +169,13 @@ impl Services {
             .await?;
         let more_in_direction = rows.len() > size as usize;
         rows.truncate(size as usize);
-        let backward = matches!(seek, Some(Seek { direction: Direction::Backward, .. }));
+        let backward = matches!(
+            seek,
+            Some(Seek {
+                direction: Direction::Backward,
+                ..
+            })
+        );
         if backward {
             rows.reverse();
         }
@@ -188,20 +206,24 @@ impl Services {
         };
         let next = match (has_next, last) {
             (true, Some(last)) => Some(Cursor(after(last, false))),
-            (true, None) => seek.map(|s| Cursor(Seek {
-                direction: Direction::Forward,
-                inclusive: !s.inclusive,
-                ..s
-            })),
+            (true, None) => seek.map(|s| {
+                Cursor(Seek {
+                    direction: Direction::Forward,
+                    inclusive: !s.inclusive,
+                    ..s
+                })
+            }),
             _ => None,
         };
         let previous = match (has_previous, first) {
             (true, Some(first)) => Some(Cursor(before(first, false))),
-            (true, None) => seek.map(|s| Cursor(Seek {
-                direction: Direction::Backward,
-                inclusive: !s.inclusive,
-                ..s
-            })),
+            (true, None) => seek.map(|s| {
+                Cursor(Seek {
+                    direction: Direction::Backward,
+                    inclusive: !s.inclusive,
+                    ..s
+                })
+            }),
             _ => None,
         };
         let total = self.store.count_registrations(tenant).await?;

@@ -36,7 +36,11 @@ pub struct RegistrationView {
 }
 
 impl Services {
-    pub async fn registration_view(&self, tenant: &AccountId, id: &str) -> Result<RegistrationView, ServiceError> {
+    pub async fn registration_view(
+        &self,
+        tenant: &AccountId,
+        id: &str,
+    ) -> Result<RegistrationView, ServiceError> {
         if let Ok(uuid) = Uuid::try_parse(id) {
             let registration = self.registration(tenant, uuid).await?;
             return Ok(RegistrationView {

@@ -49,18 +49,27 @@ struct CheckedTrunk {
 
 impl Services {
     /// Validates a draft. `absent_password` is what an absent or `null` password means.
-    fn check_trunk(draft: TrunkDraft, absent_password: SecretChange) -> Result<CheckedTrunk, ServiceError> {
+    fn check_trunk(
+        draft: TrunkDraft,
+        absent_password: SecretChange,
+    ) -> Result<CheckedTrunk, ServiceError> {
         let mut v = Validator::new();
         let server = v.required_text("server", draft.server, SERVER);
         if let Some(server) = &server {
             if let Err(problem) = SipTarget::parse_host_port(server) {
-                v.error("server", format!("Enter a valid host or host:port: {problem}."));
+                v.error(
+                    "server",
+                    format!("Enter a valid host or host:port: {problem}."),
+                );
             }
         }
         let transport = match draft.transport {
             Input::Absent | Input::Null => Transport::Udp,
             Input::Value(text) => Transport::parse(&text).unwrap_or_else(|| {
-                v.error("transport", format!("\"{text}\" is not a valid choice: use udp, tcp or tls."));
+                v.error(
+                    "transport",
+                    format!("\"{text}\" is not a valid choice: use udp, tcp or tls."),
+                );
                 Transport::Udp
             }),
         };
@@ -85,7 +94,10 @@ impl Services {
             Input::Value(limit) => match i32::try_from(limit) {
                 Ok(limit) if limit >= 1 => Some(limit),
                 _ => {
-                    v.error("cpsLimit", format!("Ensure this value is between 1 and {}.", i32::MAX));
+                    v.error(
+                        "cpsLimit",
+                        format!("Ensure this value is between 1 and {}.", i32::MAX),
+                    );
                     None
                 }
             },
@@ -105,7 +117,11 @@ impl Services {
         })
     }
 
-    pub async fn create_trunk(&self, tenant: &AccountId, draft: TrunkDraft) -> Result<Trunk, ServiceError> {
+    pub async fn create_trunk(
+        &self,
+        tenant: &AccountId,
+        draft: TrunkDraft,
+    ) -> Result<Trunk, ServiceError> {
         let checked = Self::check_trunk(draft, SecretChange::Clear)?;
         let now = Timestamp::now();
         let password = match &checked.password {
@@ -145,7 +161,12 @@ impl Services {
     /// Full replace of the writable fields. While passwords are write-only (not revealed), an
     /// absent or `null` `authPassword` keeps the stored one and `""` clears it, so a client that
     /// PUTs back what it read does not wipe the password it cannot see.
-    pub async fn replace_trunk(&self, tenant: &AccountId, id: Uuid, draft: TrunkDraft) -> Result<Trunk, ServiceError> {
+    pub async fn replace_trunk(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        draft: TrunkDraft,
+    ) -> Result<Trunk, ServiceError> {
         let absent = if self.settings.reveal_dasha_password {
             SecretChange::Clear
         } else {
@@ -153,7 +174,11 @@ impl Services {
         };
         let checked = Self::check_trunk(draft, absent)?;
         for _ in 0..UPDATE_ATTEMPTS {
-            let current = self.store.trunk(tenant, id, false).await?.ok_or(ServiceError::NotFound)?;
+            let current = self
+                .store
+                .trunk(tenant, id, false)
+                .await?
+                .ok_or(ServiceError::NotFound)?;
             let next = Trunk {
                 server: checked.server.clone(),
                 transport: checked.transport,
@@ -188,7 +213,11 @@ impl Services {
         Ok(())
     }
 
-    pub async fn list_trunks(&self, tenant: &AccountId, window: Window) -> Result<OffsetPage<Trunk>, ServiceError> {
+    pub async fn list_trunks(
+        &self,
+        tenant: &AccountId,
+        window: Window,
+    ) -> Result<OffsetPage<Trunk>, ServiceError> {
         let items = self
             .store
             .trunks_page(tenant, window, self.settings.reveal_dasha_password)

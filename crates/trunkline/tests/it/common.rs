@@ -122,7 +122,9 @@ impl Server {
 
     /// The default tenant; panics after a restart.
     pub fn tenant(&self) -> Tenant {
-        self.default_tenant.clone().expect("first start prints the default tenant")
+        self.default_tenant
+            .clone()
+            .expect("first start prints the default tenant")
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -162,7 +164,11 @@ impl Server {
     /// Starts a new process on the same data directory (this one must be stopped).
     pub fn restart(&mut self) -> Server {
         assert!(self.child.is_none(), "stop the server before restarting it");
-        Self::spawn(self.data_dir.clone(), self.options_log.clone(), self.options_env.clone())
+        Self::spawn(
+            self.data_dir.clone(),
+            self.options_log.clone(),
+            self.options_env.clone(),
+        )
     }
 
     /// Runs a CLI command against this server's data directory.
@@ -172,7 +178,11 @@ impl Server {
 
     pub fn create_tenant(&self, name: &str) -> Tenant {
         let output = self.cli(&["tenant", "create", name, "--json"]);
-        assert!(output.status.success(), "tenant create failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "tenant create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let value: Value = serde_json::from_slice(&output.stdout).expect("json output");
         Tenant {
             account_id: value["account_id"].as_str().unwrap().to_owned(),
@@ -197,7 +207,10 @@ impl Server {
     /// `path` is relative to `/api/v1/account/{account_id}`.
     pub fn vobiz(&self, method: reqwest::Method, path: &str, tenant: &Tenant) -> RequestBuilder {
         self.client
-            .request(method, self.url(&format!("/api/v1/account/{}{path}", tenant.account_id)))
+            .request(
+                method,
+                self.url(&format!("/api/v1/account/{}{path}", tenant.account_id)),
+            )
             .header("X-Auth-ID", &tenant.account_id)
             .header("X-Auth-Token", &tenant.api_key)
     }
