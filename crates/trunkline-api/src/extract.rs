@@ -82,34 +82,54 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// Parses JSON, telling syntax errors (the body as a whole) from type errors (one field).
+///
+/// Every request body is a JSON object. The text is parsed into a [`serde_json::Value`] first
+/// and anything but an object is refused: serde would otherwise accept a struct written as a
+/// positional array (`["alice", "secret", "pbx"]`), bypassing the field names altogether.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let syntax_error = |err: &serde_json::Error| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("JSON parse error: {}", without_location(&err.to_string())),
         )
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let inner = err.inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return syntax_error(inner);
-        }
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::validation(FieldErrors::single(
+            BODY_FIELD,
+            format!(
+                "Invalid data. Expected a dictionary, but got {}.",
+                python_type_name(&value)
+            ),
+        )));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." {
             BODY_FIELD.to_owned()
         } else {
             path
         };
+        let inner = without_location(&err.inner().to_string()).to_owned();
         let message = if field.is_empty() {
-            format!("Invalid data: {}.", without_location(&inner.to_string()))
+            format!("Invalid data: {inner}.")
         } else {
-            format!("Invalid value: {}.", without_location(&inner.to_string()))
+            format!("Invalid value: {inner}.")
         };
         ApiError::validation(FieldErrors::single(field, message))
-    })?;
-    deserializer.end().map_err(|err| syntax_error(&err))?;
-    Ok(value)
+    })
+}
+
+/// What Django REST framework (and so an Ultravox client) calls a JSON value's type.
+fn python_type_name(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "NoneType",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_f64() => "float",
+        serde_json::Value::Number(_) => "int",
+        serde_json::Value::String(_) => "str",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "dict",
+    }
 }
 
 /// serde_json appends " at line L column C"; clients do not need it.
@@ -205,6 +225,11 @@ mod tests {
         let err = parse_json::<Body>(b"{\"name\": 5}").unwrap_err();
         assert_eq!(err.fields.iter().next().unwrap().0, "name");
         let err = parse_json::<Body>(b"[1]").unwrap_err();
+        assert_eq!(err.fields.iter().next().unwrap().0, BODY_FIELD);
+        // A struct written as a positional array is still not an object.
+        let err = parse_json::<Body>(b"[\"alice\", 5]").unwrap_err();
+        assert_eq!(err.fields.iter().next().unwrap().0, BODY_FIELD);
+        let err = parse_json::<Body>(b"[]").unwrap_err();
         assert_eq!(err.fields.iter().next().unwrap().0, BODY_FIELD);
         let err = parse_json::<Body>(b"{} trailing").unwrap_err();
         assert!(err.message.starts_with("JSON parse error"));

@@ -115,8 +115,36 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn(ops::measure))
         .with_state(state)
+}
+
+/// An error answer to a request that carried a body may leave part of that body unread (a
+/// refused content type, an oversized or unauthenticated upload, a wrong path). hyper then
+/// drops the connection after the response, but decides so only once the response has gone out
+/// without `Connection: close`, so a pooling client reuses the dead connection and its *next*
+/// request fails. Saying `close` up front on such errors lets clients reconnect cleanly. Not on
+/// 429: a paced client comes straight back and should find its connection still open.
+async fn close_after_refused_body(request: Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    use axum::http::HeaderValue;
+
+    let headers = request.headers();
+    let has_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let refused = status.is_client_error() || status.is_server_error();
+    if has_body && refused && status != StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Errors outside any handler (unknown path, wrong method) still speak the dialect the path

@@ -46,15 +46,17 @@ impl FieldErrors {
     }
 
     /// One line naming every field and its first message, for dialects with a single-string
-    /// error body.
+    /// error body. Errors about the body as a whole (field `""`) carry no name.
     pub fn summary(&self) -> String {
         self.0
             .iter()
             .map(|(field, messages)| {
-                format!(
-                    "{field}: {}",
-                    messages.first().map(String::as_str).unwrap_or("")
-                )
+                let message = messages.first().map(String::as_str).unwrap_or("");
+                if field.is_empty() {
+                    message.to_owned()
+                } else {
+                    format!("{field}: {message}")
+                }
             })
             .collect::<Vec<_>>()
             .join("; ")

@@ -202,7 +202,10 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter_map(|key| env_key(key.as_str())));
+        // figment hands over the name in its original case (`LOG`, `SIP_TLS_LISTEN`).
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX).filter_map(|key| env_key(&key.as_str().to_ascii_lowercase())),
+        );
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(("data_dir", dir));
         }

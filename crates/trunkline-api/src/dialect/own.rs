@@ -25,20 +25,25 @@ impl Dialect for Own {
         problem_details(error)
     }
 
-    /// `X-API-Key`, `Authorization: Bearer`, or `X-Auth-ID` + `X-Auth-Token`.
+    /// `X-API-Key`, `Authorization: Bearer`, or `X-Auth-ID` + `X-Auth-Token` (both).
     fn presented_key(parts: &Parts) -> std::result::Result<SecretString, ApiError> {
-        header(parts, "x-api-key")
-            .or_else(|| header(parts, "x-auth-token"))
-            .map(|key| SecretString::from(key.to_owned()))
-            .or_else(|| bearer(parts))
-            .ok_or_else(ApiError::unauthorized)
+        if let Some(key) = header(parts, "x-api-key") {
+            return Ok(SecretString::from(key.to_owned()));
+        }
+        if let Some(bearer) = bearer(parts) {
+            return Ok(bearer);
+        }
+        match (header(parts, "x-auth-id"), header(parts, "x-auth-token")) {
+            (Some(_), Some(token)) => Ok(SecretString::from(token.to_owned())),
+            _ => Err(ApiError::unauthorized()),
+        }
     }
 
     fn check_tenant(parts: &Parts, tenant: &AccountId) -> std::result::Result<(), ApiError> {
+        // With the Vobiz pair, `X-Auth-ID` must name the key's account.
+        let vobiz_pair = header(parts, "x-api-key").is_none() && bearer(parts).is_none();
         match header(parts, "x-auth-id") {
-            Some(id) if header(parts, "x-api-key").is_none() && id != tenant.as_str() => {
-                Err(ApiError::unauthorized())
-            }
+            Some(id) if vobiz_pair && id != tenant.as_str() => Err(ApiError::unauthorized()),
             _ => Ok(()),
         }
     }
