@@ -97,6 +97,7 @@ class TrunklineServer:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["TRUNKLINE_LOG"] = "info"
+        env["TRUNKLINE_SIP_LISTEN"] = "127.0.0.1:0"
         env["NO_COLOR"] = "1"
         return env
 

@@ -108,6 +108,58 @@ pub struct InboundCredential {
     pub updated_at: Timestamp,
 }
 
+/// Which API an outbound registration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegistrationSource {
+    /// An Ultravox `SipRegistration`.
+    Ultravox,
+    /// A Dasha phone number with `registration: true`, on its trunk.
+    DashaNumber,
+}
+
+/// Everything the SIP engine needs to keep one REGISTER alive, whatever API created it.
+///
+/// Built by the store from an Ultravox registration, or from a Dasha phone number joined with
+/// its trunk (the AOR user is the number, the digest user the trunk's `authUser` else the
+/// number, the registrar host the trunk's `domain` else its `server`, and requests go to
+/// `server` over the trunk's transport).
+#[derive(Clone)]
+pub struct OutboundRegistration {
+    pub id: Uuid,
+    pub tenant: AccountId,
+    pub source: RegistrationSource,
+    /// User part of the address of record (To/From).
+    pub aor_user: String,
+    /// Registrar: `host`, `host:port`, or a `sip:`/`sips:` URI (Request-URI and AOR domain).
+    pub registrar: String,
+    /// Where to send the request, when not to the registrar itself (outbound proxy, trunk
+    /// server): same accepted forms.
+    pub send_to: Option<String>,
+    /// Transport the trunk asks for (Dasha); Ultravox says it with `;transport=`.
+    pub transport: Option<Transport>,
+    /// Digest username, when it differs from `aor_user`.
+    pub auth_user: Option<String>,
+    pub password: Option<SecretString>,
+    /// Bumps whenever any input of the registration changes (its rows' `updated_at`).
+    pub version: Timestamp,
+}
+
+impl std::fmt::Debug for OutboundRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundRegistration")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("source", &self.source)
+            .field("aor_user", &self.aor_user)
+            .field("registrar", &self.registrar)
+            .field("send_to", &self.send_to)
+            .field("transport", &self.transport)
+            .field("auth_user", &self.auth_user)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The engine's state for one outbound registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationState {

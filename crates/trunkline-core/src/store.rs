@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
 use crate::model::{
-    InboundCredential, PhoneNumber, Registration, RegistrationStatus, Tenant, Trunk,
+    InboundCredential, OutboundRegistration, PhoneNumber, Registration, RegistrationStatus, Tenant,
+    Trunk,
 };
 use crate::page::{Seek, Window};
 use crate::secret::{ApiKeyHash, DigestHashes};
@@ -210,6 +211,30 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         status: &RegistrationStatus,
     ) -> Result<(), StoreError>;
+
+    // --- for the SIP engine ---
+    /// Writes several status rows in one transaction. Rows of registrations that no longer
+    /// exist are skipped, so a late write never resurrects a deleted registration's status.
+    async fn put_registration_statuses(
+        &self,
+        statuses: &[(AccountId, Uuid, RegistrationStatus)],
+    ) -> Result<(), StoreError>;
+    /// Every registration the engine should keep alive: all Ultravox registrations and every
+    /// Dasha phone number with `registration: true`, across tenants, passwords opened.
+    async fn outbound_registrations(&self) -> Result<Vec<OutboundRegistration>, StoreError>;
+    /// One of them by id (an Ultravox registration id or a phone number's id); `None` when it
+    /// no longer exists or no longer asks for registration.
+    async fn outbound_registration(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<OutboundRegistration>, StoreError>;
+    /// Ids of the phone numbers on a trunk that ask for registration.
+    async fn registering_numbers_of_trunk(
+        &self,
+        tenant: &AccountId,
+        trunk: Uuid,
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -12,8 +12,8 @@ use secrecy::SecretString;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use trunkline_core::model::{
-    FailedBy, InboundCredential, PhoneNumber, Registration, RegistrationState, RegistrationStatus,
-    Tenant, Transport, Trunk,
+    FailedBy, InboundCredential, OutboundRegistration, PhoneNumber, Registration,
+    RegistrationSource, RegistrationState, RegistrationStatus, Tenant, Transport, Trunk,
 };
 use trunkline_core::page::{Direction, Seek, Window};
 use trunkline_core::secret::{ApiKeyHash, DigestHashes};
@@ -385,6 +385,46 @@ impl CredentialRow {
 const CREDENTIAL_SELECT: &str = "SELECT id, tenant_id, username, realm, enabled, description, \
      created_at, updated_at FROM inbound_credentials ";
 
+/// An Ultravox registration as the engine needs it.
+#[derive(sqlx::FromRow)]
+struct OutboundUltravoxRow {
+    id: String,
+    tenant_id: String,
+    username: String,
+    proxy: String,
+    outbound_proxy: Option<String>,
+    auth_user: Option<String>,
+    password_sealed: Vec<u8>,
+    password_key_id: String,
+    updated_at: i64,
+}
+
+const OUTBOUND_ULTRAVOX_SELECT: &str = "SELECT id, tenant_id, username, proxy, outbound_proxy, \
+     auth_user, password_sealed, password_key_id, updated_at FROM registrations ";
+
+/// A Dasha phone number joined with its trunk, as the engine needs it.
+#[derive(sqlx::FromRow)]
+struct OutboundNumberRow {
+    id: String,
+    tenant_id: String,
+    phone_number: String,
+    updated_at: i64,
+    trunk_id: String,
+    server: String,
+    transport: String,
+    domain: Option<String>,
+    auth_user: Option<String>,
+    password_sealed: Option<Vec<u8>>,
+    password_key_id: Option<String>,
+    trunk_updated_at: i64,
+}
+
+const OUTBOUND_NUMBER_SELECT: &str = "SELECT p.id, p.tenant_id, p.phone_number, p.updated_at, \
+     t.id AS trunk_id, t.server, t.transport, t.domain, t.auth_user, t.password_sealed, \
+     t.password_key_id, t.updated_at AS trunk_updated_at \
+     FROM phone_numbers p JOIN trunks t ON t.id = p.trunk_id AND t.tenant_id = p.tenant_id \
+     WHERE p.registration ";
+
 #[derive(sqlx::FromRow)]
 struct TenantRow {
     account_id: String,
@@ -435,6 +475,61 @@ impl SqlStore {
             cps_key: row.cps_key,
             created_at: Timestamp::from_micros(row.created_at),
             updated_at: Timestamp::from_micros(row.updated_at),
+        })
+    }
+
+    fn outbound_from_ultravox(
+        &self,
+        row: OutboundUltravoxRow,
+    ) -> Result<OutboundRegistration, StoreError> {
+        let id = parse_uuid(&row.id)?;
+        let tenant = parse_tenant(&row.tenant_id)?;
+        let password = self.open_sealed(
+            "registrations",
+            &tenant,
+            id,
+            Some(row.password_sealed),
+            Some(row.password_key_id),
+        )?;
+        Ok(OutboundRegistration {
+            id,
+            tenant,
+            source: RegistrationSource::Ultravox,
+            aor_user: row.username,
+            registrar: row.proxy,
+            send_to: row.outbound_proxy,
+            transport: None,
+            auth_user: row.auth_user,
+            password,
+            version: Timestamp::from_micros(row.updated_at),
+        })
+    }
+
+    fn outbound_from_number(
+        &self,
+        row: OutboundNumberRow,
+    ) -> Result<OutboundRegistration, StoreError> {
+        let id = parse_uuid(&row.id)?;
+        let tenant = parse_tenant(&row.tenant_id)?;
+        let trunk = parse_uuid(&row.trunk_id)?;
+        let password = self.open_sealed(
+            "trunks",
+            &tenant,
+            trunk,
+            row.password_sealed,
+            row.password_key_id,
+        )?;
+        Ok(OutboundRegistration {
+            id,
+            tenant,
+            source: RegistrationSource::DashaNumber,
+            aor_user: row.phone_number,
+            registrar: row.domain.unwrap_or_else(|| row.server.clone()),
+            send_to: Some(row.server),
+            transport: Some(Transport::parse(&row.transport).ok_or_else(|| corrupt("transport"))?),
+            auth_user: row.auth_user,
+            password,
+            version: Timestamp::from_micros(row.updated_at.max(row.trunk_updated_at)),
         })
     }
 
@@ -1202,37 +1297,119 @@ impl Store for SqlStore {
         &self,
         tenant: &AccountId,
         id: Uuid,
-        s: &RegistrationStatus,
+        status: &RegistrationStatus,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO registration_status (registration_id, tenant_id, state, last_code, \
-             last_phrase, failed_by, last_attempt_at, expires_at, next_attempt_at, \
-             consecutive_failures, transport, remote, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (registration_id) DO UPDATE SET state = excluded.state, \
-             last_code = excluded.last_code, last_phrase = excluded.last_phrase, \
-             failed_by = excluded.failed_by, last_attempt_at = excluded.last_attempt_at, \
-             expires_at = excluded.expires_at, next_attempt_at = excluded.next_attempt_at, \
-             consecutive_failures = excluded.consecutive_failures, transport = excluded.transport, \
-             remote = excluded.remote, updated_at = excluded.updated_at",
-        )
-        .bind(id.to_string())
-        .bind(tenant.as_str())
-        .bind(s.state.as_str())
-        .bind(s.last_code.map(i64::from))
-        .bind(&s.last_phrase)
-        .bind(s.failed_by.map(FailedBy::as_str))
-        .bind(s.last_attempt_at.map(Timestamp::micros))
-        .bind(s.expires_at.map(Timestamp::micros))
-        .bind(s.next_attempt_at.map(Timestamp::micros))
-        .bind(i64::from(s.consecutive_failures))
-        .bind(s.transport.map(Transport::as_str))
-        .bind(&s.remote)
-        .bind(s.updated_at.micros())
-        .execute(&self.writer)
+        self.put_registration_statuses(&[(tenant.clone(), id, status.clone())])
+            .await
+    }
+
+    async fn put_registration_statuses(
+        &self,
+        statuses: &[(AccountId, Uuid, RegistrationStatus)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for (tenant, id, s) in statuses {
+            // `WHERE true` lets SQLite parse `ON CONFLICT` after `INSERT … SELECT`.
+            sqlx::query(
+                "INSERT INTO registration_status (registration_id, tenant_id, state, last_code, \
+                 last_phrase, failed_by, last_attempt_at, expires_at, next_attempt_at, \
+                 consecutive_failures, transport, remote, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 WHERE true AND ( \
+                 EXISTS (SELECT 1 FROM registrations WHERE tenant_id = $2 AND id = $1) OR \
+                 EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2 AND id = $1)) \
+                 ON CONFLICT (registration_id) DO UPDATE SET state = excluded.state, \
+                 last_code = excluded.last_code, last_phrase = excluded.last_phrase, \
+                 failed_by = excluded.failed_by, last_attempt_at = excluded.last_attempt_at, \
+                 expires_at = excluded.expires_at, next_attempt_at = excluded.next_attempt_at, \
+                 consecutive_failures = excluded.consecutive_failures, transport = excluded.transport, \
+                 remote = excluded.remote, updated_at = excluded.updated_at",
+            )
+            .bind(id.to_string())
+            .bind(tenant.as_str())
+            .bind(s.state.as_str())
+            .bind(s.last_code.map(i64::from))
+            .bind(&s.last_phrase)
+            .bind(s.failed_by.map(FailedBy::as_str))
+            .bind(s.last_attempt_at.map(Timestamp::micros))
+            .bind(s.expires_at.map(Timestamp::micros))
+            .bind(s.next_attempt_at.map(Timestamp::micros))
+            .bind(i64::from(s.consecutive_failures))
+            .bind(s.transport.map(Transport::as_str))
+            .bind(&s.remote)
+            .bind(s.updated_at.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn outbound_registrations(&self) -> Result<Vec<OutboundRegistration>, StoreError> {
+        let ultravox = sqlx::query_as::<_, OutboundUltravoxRow>(&format!(
+            "{OUTBOUND_ULTRAVOX_SELECT} ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        Ok(())
+        let numbers = sqlx::query_as::<_, OutboundNumberRow>(&format!(
+            "{OUTBOUND_NUMBER_SELECT} ORDER BY p.created_at, p.id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        let mut all = Vec::with_capacity(ultravox.len() + numbers.len());
+        for row in ultravox {
+            all.push(self.outbound_from_ultravox(row)?);
+        }
+        for row in numbers {
+            all.push(self.outbound_from_number(row)?);
+        }
+        Ok(all)
+    }
+
+    async fn outbound_registration(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<OutboundRegistration>, StoreError> {
+        let ultravox = sqlx::query_as::<_, OutboundUltravoxRow>(&format!(
+            "{OUTBOUND_ULTRAVOX_SELECT} WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db)?;
+        if let Some(row) = ultravox {
+            return self.outbound_from_ultravox(row).map(Some);
+        }
+        sqlx::query_as::<_, OutboundNumberRow>(&format!(
+            "{OUTBOUND_NUMBER_SELECT} AND p.tenant_id = $1 AND p.id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db)?
+        .map(|row| self.outbound_from_number(row))
+        .transpose()
+    }
+
+    async fn registering_numbers_of_trunk(
+        &self,
+        tenant: &AccountId,
+        trunk: Uuid,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM phone_numbers WHERE tenant_id = $1 AND trunk_id = $2 AND registration \
+             ORDER BY created_at, id",
+        )
+        .bind(tenant.as_str())
+        .bind(trunk.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        ids.iter().map(|id| parse_uuid(id)).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -127,23 +127,29 @@ impl Default for RegistrarConfig {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboundConfig {
+    /// Run the SIP engine; `false` makes a control-plane-only node.
+    pub enabled: bool,
     pub ramp_per_sec: u32,
     pub unregister_on_shutdown: bool,
     pub shutdown_deadline_secs: u64,
     pub failed_auth_retry_secs: u64,
     pub backoff_base_secs: u64,
     pub backoff_cap_secs: u64,
+    /// Expiry asked for in each REGISTER (the registrar may grant less).
+    pub expires_secs: u32,
 }
 
 impl Default for OutboundConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             ramp_per_sec: 200,
             unregister_on_shutdown: true,
             shutdown_deadline_secs: 10,
             failed_auth_retry_secs: 3600,
             backoff_base_secs: 2,
             backoff_cap_secs: 300,
+            expires_secs: 3600,
         }
     }
 }
@@ -216,6 +222,28 @@ impl Config {
             figment = figment.merge(("listen", listen));
         }
         figment.extract().map_err(Box::new)
+    }
+
+    /// Settings of the SIP engine.
+    pub fn engine_settings(&self) -> trunkline_sip::EngineSettings {
+        use std::time::Duration;
+        trunkline_sip::EngineSettings {
+            transport: trunkline_sip::transport::TransportSettings {
+                listen: self.sip.listen,
+                tls_listen: self.sip.tls_listen,
+                tls_cert: self.sip.tls_cert.clone(),
+                tls_key: self.sip.tls_key.clone(),
+                ca_file: self.sip.ca_file.clone(),
+                public_addr: self.sip.public_addr.clone(),
+            },
+            ramp_per_sec: self.outbound.ramp_per_sec,
+            unregister_on_shutdown: self.outbound.unregister_on_shutdown,
+            shutdown_deadline: Duration::from_secs(self.outbound.shutdown_deadline_secs),
+            failed_auth_retry: Duration::from_secs(self.outbound.failed_auth_retry_secs),
+            backoff_base: Duration::from_secs(self.outbound.backoff_base_secs),
+            backoff_cap: Duration::from_secs(self.outbound.backoff_cap_secs),
+            requested_expires: self.outbound.expires_secs,
+        }
     }
 
     /// `database_url`, defaulting to the SQLite file in the data directory.

@@ -1,5 +1,6 @@
-//! `trunkline serve`: opens the store, creates the default tenant on first start, serves the
-//! HTTP API until SIGTERM or SIGINT, then drains in-flight requests and closes the database.
+//! `trunkline serve`: opens the store, creates the default tenant on first start, starts the SIP
+//! engine, serves the HTTP API until SIGTERM or SIGINT, then drains in-flight requests,
+//! unregisters (engine shutdown) and closes the database.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use trunkline_api::{ops, AppState};
 use trunkline_core::events::EventBus;
+use trunkline_sip::Engine;
 use trunkline_store::redact_url;
 
 use crate::commands::{open_store, services};
@@ -16,7 +18,9 @@ use crate::config::Config;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let services = services(&config, store.clone(), EventBus::default());
+    let events = EventBus::default();
+    let engine_events = events.subscribe();
+    let services = services(&config, store.clone(), events);
 
     if let Some(issued) = services.ensure_default_tenant().await? {
         // Printed exactly once, as the spec requires; never logged.
@@ -36,6 +40,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .install_recorder()
         .context("cannot install the metrics recorder")?;
 
+    let engine = if config.outbound.enabled {
+        let engine = Engine::start(config.engine_settings(), store.clone(), engine_events)
+            .await
+            .context("cannot start the SIP engine")?;
+        eprintln!("sip listening on {}", engine.endpoint().udp);
+        Some(engine)
+    } else {
+        tracing::info!("SIP engine disabled (outbound.enabled = false)");
+        None
+    };
+
     let state = AppState {
         services,
         public_url: config.public_url.clone(),
@@ -53,6 +68,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
+    if let Some(engine) = engine {
+        engine.shutdown().await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -43,6 +43,8 @@ impl Default for ServerOptions {
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// The SIP endpoint's UDP (and TCP) address (`None` with the engine disabled).
+    pub sip: Option<std::net::SocketAddr>,
     /// The `default` tenant printed at first start (`None` after a restart).
     pub default_tenant: Option<Tenant>,
     data_dir: Arc<TempDir>,
@@ -69,6 +71,8 @@ impl Server {
             .arg(data_dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("TRUNKLINE_LOG", &log)
+            // Many servers run at once: every one gets its own SIP port.
+            .env("TRUNKLINE_SIP_LISTEN", "127.0.0.1:0")
             .env("NO_COLOR", "1")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -89,6 +93,7 @@ impl Server {
             });
         }
         let mut default_tenant = None;
+        let mut sip = None;
         let base = loop {
             let line = match rx.recv_timeout(START_TIMEOUT) {
                 Ok(line) => line,
@@ -100,6 +105,9 @@ impl Server {
             if let Some(rest) = line.strip_prefix("default tenant: ") {
                 default_tenant = Some(parse_tenant_line(rest));
             }
+            if let Some(address) = line.strip_prefix("sip listening on ") {
+                sip = address.trim().parse().ok();
+            }
             if let Some(address) = line.strip_prefix("listening on ") {
                 break address.trim().to_owned();
             }
@@ -107,6 +115,7 @@ impl Server {
         Self {
             child: Some(child),
             base,
+            sip,
             default_tenant,
             data_dir,
             options_log: log,

@@ -1,0 +1,750 @@
+//! The outbound registration engine.
+//!
+//! One task owns every registration's state ([`Slot`]) and one timer queue; it starts an
+//! exchange ([`exchange::run`]) when a registration is due, and applies the outcome when the
+//! exchange reports back. Exchanges are short-lived tasks (one per REGISTER in flight), never
+//! one per registration. Changes reach the engine as [`ChangeEvent`]s from the services; the
+//! store is re-read for the registration concerned. Status goes to the store through a
+//! batching writer ([`status::StatusWriter`]).
+//!
+//! Rules (see the issue and RFC 3261 §10.2): stable Call-ID and increasing CSeq per
+//! registration; refresh at a jittered 50–75 % of the granted expiry; 423 → retry with
+//! `Min-Expires`; 401/407 answered once per attempt; a fresh challenge to our answer (not
+//! `stale`) or a 403 → `failed_auth`, retried only after a change or `failed_auth_retry`;
+//! timeouts, transport errors, 408, 5xx, 6xx → exponential backoff with full jitter, honouring
+//! `Retry-After`; initial REGISTERs spread over a ramp of `ramp_per_sec`.
+
+mod exchange;
+mod status;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::time::{delay_queue, DelayQueue};
+use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind};
+use trunkline_core::model::{
+    FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
+};
+use trunkline_core::store::Store;
+use trunkline_core::{AccountId, Timestamp};
+use uuid::Uuid;
+
+use crate::digest::DigestSession;
+use crate::policy;
+use crate::target::Addressing;
+use crate::transport::{SipEndpoint, TransportError, TransportSettings};
+use exchange::{Exchange, ExchangeResult, Outcome};
+use status::StatusWriter;
+
+/// Engine settings (from `sip.*` and `outbound.*`).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub transport: TransportSettings,
+    pub ramp_per_sec: u32,
+    pub unregister_on_shutdown: bool,
+    pub shutdown_deadline: Duration,
+    pub failed_auth_retry: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Expiry asked for in each REGISTER.
+    pub requested_expires: u32,
+}
+
+/// The running engine.
+pub struct Engine {
+    sip: Arc<SipEndpoint>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Engine {
+    /// Binds the SIP endpoint, loads every registration and starts keeping them alive.
+    pub async fn start(
+        settings: EngineSettings,
+        store: Arc<dyn Store>,
+        events: broadcast::Receiver<ChangeEvent>,
+    ) -> Result<Self, TransportError> {
+        let (sip, closed) = SipEndpoint::bind(&settings.transport).await?;
+        let sip = Arc::new(sip);
+        tracing::info!(udp = %sip.udp, tcp = %sip.tcp, tls = ?sip.tls, "SIP endpoint listening");
+        let (stop, stopped) = oneshot::channel();
+        let (results_tx, results) = mpsc::unbounded_channel();
+        let (loads_tx, loads) = mpsc::unbounded_channel();
+        let core = Core {
+            settings,
+            store: store.clone(),
+            sip: sip.clone(),
+            slots: HashMap::new(),
+            queue: DelayQueue::new(),
+            results_tx,
+            loads_tx,
+            status: StatusWriter::start(store),
+            next_ramp_slot: Instant::now(),
+        };
+        let task = tokio::spawn(core.run(events, results, loads, closed, stopped));
+        Ok(Self {
+            sip,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Where the endpoint listens.
+    pub fn endpoint(&self) -> &SipEndpoint {
+        &self.sip
+    }
+
+    /// Stops: unregisters every live binding (if configured) within the deadline.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        self.sip.shutdown();
+    }
+}
+
+/// One registration's state.
+struct Slot {
+    registration: OutboundRegistration,
+    addressing: Result<Addressing, String>,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    /// Moved into an exchange while one is in flight.
+    digest: Option<DigestSession>,
+    status: RegistrationStatus,
+    /// The binding the registrar holds for us (what to remove on unregister).
+    bound: Option<Bound>,
+    timer: Option<delay_queue::Key>,
+    /// The remembered challenge came in a 407 (answer with `Proxy-Authorization`).
+    proxy_auth: bool,
+    in_flight: bool,
+    /// What to do when the exchange in flight returns.
+    after_flight: AfterFlight,
+}
+
+#[derive(Clone)]
+struct Bound {
+    addressing: Addressing,
+    contact: String,
+    expires_at: Instant,
+    /// Where the binding was made (the connection to watch over TCP/TLS).
+    remote: Option<SocketAddr>,
+    /// The values the binding was made with: an unregister must authenticate as they did.
+    made_with: OutboundRegistration,
+}
+
+/// How often idle TCP/TLS connections to registrars get a CRLF keepalive (RFC 5626 §4.4.1;
+/// at most every 120 s).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFlight {
+    Nothing,
+    /// The registration changed: register again with its new values.
+    Refresh,
+    /// It was deleted: unregister and forget.
+    Remove,
+}
+
+/// A registration re-read from the store after a change event (`None`: gone).
+struct Loaded {
+    tenant: AccountId,
+    id: Uuid,
+    registration: Option<OutboundRegistration>,
+}
+
+struct Core {
+    settings: EngineSettings,
+    store: Arc<dyn Store>,
+    sip: Arc<SipEndpoint>,
+    slots: HashMap<Uuid, Slot>,
+    queue: DelayQueue<Uuid>,
+    results_tx: mpsc::UnboundedSender<ExchangeResult>,
+    loads_tx: mpsc::UnboundedSender<Loaded>,
+    status: StatusWriter,
+    /// Earliest start for the next initial REGISTER (the ramp).
+    next_ramp_slot: Instant,
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        mut events: broadcast::Receiver<ChangeEvent>,
+        mut results: mpsc::UnboundedReceiver<ExchangeResult>,
+        mut loads: mpsc::UnboundedReceiver<Loaded>,
+        mut closed: mpsc::UnboundedReceiver<SocketAddr>,
+        mut stopped: oneshot::Receiver<()>,
+    ) {
+        self.load_all().await;
+        let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(remote) = closed.recv() => self.connection_closed(remote),
+                _ = keepalive.tick() => self.send_keepalives(),
+                Some(expired) = std::future::poll_fn(|cx| self.queue.poll_expired(cx)), if !self.queue.is_empty() => {
+                    let id = expired.into_inner();
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.timer = None;
+                    }
+                    self.start_exchange(id, false);
+                }
+                Some(result) = results.recv() => self.finish_exchange(result),
+                Some(loaded) = loads.recv() => self.apply_loaded(loaded),
+                event = events.recv() => match event {
+                    Ok(event) => self.on_change(event),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "engine missed change events; reloading everything");
+                        self.load_all().await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {}
+                },
+                _ = &mut stopped => break,
+            }
+        }
+        self.shutdown(results).await;
+    }
+
+    /// Loads every registration (start, or after missed events) and schedules the new ones
+    /// along the ramp.
+    async fn load_all(&mut self) {
+        let registrations = match self.store.outbound_registrations().await {
+            Ok(registrations) => registrations,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot load registrations; retrying in 5 s");
+                // A change event or the next reload will pick them up; try again soon.
+                let retry = self.loads_tx.clone();
+                let store = self.store.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if let Ok(all) = store.outbound_registrations().await {
+                        for registration in all {
+                            let _ = retry.send(Loaded {
+                                tenant: registration.tenant.clone(),
+                                id: registration.id,
+                                registration: Some(registration),
+                            });
+                        }
+                    }
+                });
+                return;
+            }
+        };
+        tracing::info!(count = registrations.len(), "registrations loaded");
+        for registration in registrations {
+            let id = registration.id;
+            match self.slots.get(&id) {
+                Some(slot) if slot.registration.version == registration.version => {}
+                Some(_) => self.apply_loaded(Loaded {
+                    tenant: registration.tenant.clone(),
+                    id,
+                    registration: Some(registration),
+                }),
+                None => self.insert(registration),
+            }
+        }
+    }
+
+    fn insert(&mut self, registration: OutboundRegistration) {
+        let id = registration.id;
+        let slot = Slot {
+            addressing: Addressing::of(&registration).map_err(|e| e.to_string()),
+            call_id: format!("{}@trunkline", Uuid::new_v4().simple()),
+            from_tag: Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            cseq: 0,
+            digest: Some(DigestSession::new()),
+            status: pending_status(),
+            bound: None,
+            timer: None,
+            proxy_auth: false,
+            in_flight: false,
+            after_flight: AfterFlight::Nothing,
+            registration,
+        };
+        self.slots.insert(id, slot);
+        let at = self.ramp_slot();
+        self.schedule_at(id, at);
+    }
+
+    /// The next start time on the ramp for an initial REGISTER.
+    fn ramp_slot(&mut self) -> Instant {
+        let now = Instant::now();
+        let at = self.next_ramp_slot.max(now);
+        let step = Duration::from_secs_f64(1.0 / f64::from(self.settings.ramp_per_sec.max(1)));
+        self.next_ramp_slot = at + step;
+        at
+    }
+
+    fn schedule_at(&mut self, id: Uuid, at: Instant) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        match slot.timer.take() {
+            Some(key) => {
+                self.queue.reset_at(&key, at);
+                slot.timer = Some(key);
+            }
+            None => slot.timer = Some(self.queue.insert_at(id, at)),
+        }
+    }
+
+    fn cancel_timer(&mut self, id: Uuid) {
+        if let Some(key) = self.slots.get_mut(&id).and_then(|slot| slot.timer.take()) {
+            self.queue.remove(&key);
+        }
+    }
+
+    fn on_change(&mut self, event: ChangeEvent) {
+        match (event.kind, event.op) {
+            (EntityKind::Registration | EntityKind::PhoneNumber, ChangeOp::Deleted) => {
+                self.remove(event.id);
+            }
+            (EntityKind::Registration | EntityKind::PhoneNumber, _) => {
+                self.reload(event.tenant, event.id);
+            }
+            (EntityKind::Trunk, ChangeOp::Updated) => {
+                let store = self.store.clone();
+                let loads = self.loads_tx.clone();
+                tokio::spawn(async move {
+                    let numbers = store
+                        .registering_numbers_of_trunk(&event.tenant, event.id)
+                        .await
+                        .unwrap_or_default();
+                    for id in numbers {
+                        let registration = store
+                            .outbound_registration(&event.tenant, id)
+                            .await
+                            .ok()
+                            .flatten();
+                        let _ = loads.send(Loaded {
+                            tenant: event.tenant.clone(),
+                            id,
+                            registration,
+                        });
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn reload(&self, tenant: AccountId, id: Uuid) {
+        let store = self.store.clone();
+        let loads = self.loads_tx.clone();
+        tokio::spawn(async move {
+            match store.outbound_registration(&tenant, id).await {
+                Ok(registration) => {
+                    let _ = loads.send(Loaded {
+                        tenant,
+                        id,
+                        registration,
+                    });
+                }
+                Err(err) => tracing::error!(error = %err, %id, "cannot reload a registration"),
+            }
+        });
+    }
+
+    fn apply_loaded(&mut self, loaded: Loaded) {
+        let Some(registration) = loaded.registration else {
+            // Gone, or a number that no longer asks for registration.
+            let _ = loaded.tenant;
+            self.remove(loaded.id);
+            return;
+        };
+        let id = registration.id;
+        let Some(slot) = self.slots.get_mut(&id) else {
+            // New: register at once (still respecting the ramp).
+            self.insert(registration);
+            return;
+        };
+        if slot.registration.version == registration.version {
+            return;
+        }
+        let addressing = Addressing::of(&registration).map_err(|e| e.to_string());
+        let credentials_changed = slot.registration.auth_user != registration.auth_user
+            || slot.registration.aor_user != registration.aor_user;
+        slot.registration = registration;
+        slot.addressing = addressing;
+        if credentials_changed {
+            if let Some(digest) = slot.digest.as_mut() {
+                digest.forget();
+            }
+        }
+        // The failure count belongs to the old values.
+        slot.status.consecutive_failures = 0;
+        if slot.in_flight {
+            slot.after_flight = AfterFlight::Refresh;
+            return;
+        }
+        // A binding for another address of record (or registrar) is removed first.
+        let moved = match (&slot.bound, &slot.addressing) {
+            (Some(bound), Ok(new)) => {
+                bound.expires_at > Instant::now() && !same_binding(&bound.addressing, new)
+            }
+            (Some(bound), Err(_)) => bound.expires_at > Instant::now(),
+            (None, _) => false,
+        };
+        self.cancel_timer(id);
+        if moved {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                slot.after_flight = AfterFlight::Refresh;
+            }
+            self.start_exchange(id, true);
+        } else {
+            self.start_exchange(id, false);
+        }
+    }
+
+    /// A TCP/TLS connection closed: the registrations bound over it re-register at once.
+    fn connection_closed(&mut self, remote: SocketAddr) {
+        let affected: Vec<Uuid> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| {
+                !slot.in_flight
+                    && slot.bound.as_ref().is_some_and(|b| {
+                        b.remote == Some(remote) && b.addressing.transport != Transport::Udp
+                    })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if !affected.is_empty() {
+            tracing::info!(%remote, count = affected.len(), "connection to registrar closed; re-registering");
+        }
+        for id in affected {
+            self.cancel_timer(id);
+            self.start_exchange(id, false);
+        }
+    }
+
+    /// One CRLF keepalive per distinct TCP/TLS connection that carries a live binding.
+    fn send_keepalives(&self) {
+        let now = Instant::now();
+        let targets: HashSet<(Transport, SocketAddr)> = self
+            .slots
+            .values()
+            .filter_map(|slot| slot.bound.as_ref())
+            .filter(|b| b.expires_at > now && b.addressing.transport != Transport::Udp)
+            .filter_map(|b| Some((b.addressing.transport, b.remote?)))
+            .collect();
+        for (transport, remote) in targets {
+            let sip = self.sip.clone();
+            tokio::spawn(async move { sip.keepalive(transport, remote).await });
+        }
+    }
+
+    /// Deleted: unregister the binding if there is one, then forget the registration.
+    fn remove(&mut self, id: Uuid) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if slot.in_flight {
+            slot.after_flight = AfterFlight::Remove;
+            return;
+        }
+        self.cancel_timer(id);
+        let bound = self.slots.get(&id).and_then(|slot| slot.bound.clone());
+        match bound {
+            Some(bound) if bound.expires_at > Instant::now() => self.start_exchange(id, true),
+            _ => {
+                self.slots.remove(&id);
+            }
+        }
+    }
+
+    /// Starts a REGISTER (or an unregister, `Expires: 0`) for a registration.
+    fn start_exchange(&mut self, id: Uuid, unregister: bool) {
+        let requested_expires = self.settings.requested_expires;
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if slot.in_flight {
+            return;
+        }
+        let (addressing, contact_override, values) = if unregister {
+            match &slot.bound {
+                Some(bound) => (
+                    bound.addressing.clone(),
+                    Some(bound.contact.clone()),
+                    bound.made_with.clone(),
+                ),
+                None => return,
+            }
+        } else {
+            match &slot.addressing {
+                Ok(addressing) => (addressing.clone(), None, slot.registration.clone()),
+                Err(problem) => {
+                    let problem = problem.clone();
+                    self.fail_without_exchange(id, RegistrationState::FailedTransport, problem);
+                    return;
+                }
+            }
+        };
+        // A refresh of a live binding keeps showing "registered"; otherwise say we are trying.
+        let live = slot
+            .bound
+            .as_ref()
+            .is_some_and(|b| b.expires_at > Instant::now());
+        if !live && !unregister {
+            slot.status.state = RegistrationState::Registering;
+            slot.status.updated_at = Timestamp::now();
+            self.status
+                .put(&slot.registration.tenant, id, slot.status.clone());
+        }
+        slot.in_flight = true;
+        let exchange = Exchange {
+            id,
+            sip: self.sip.clone(),
+            addressing,
+            contact: contact_override,
+            aor_user: values.aor_user,
+            auth_user: values.auth_user,
+            password: values.password,
+            values_version: values.version,
+            call_id: slot.call_id.clone(),
+            from_tag: slot.from_tag.clone(),
+            cseq: slot.cseq,
+            digest: slot.digest.take().unwrap_or_default(),
+            expires: if unregister { 0 } else { requested_expires },
+            proxy_auth: slot.proxy_auth,
+        };
+        let results = self.results_tx.clone();
+        tokio::spawn(async move {
+            let result = exchange.run().await;
+            let _ = results.send(result);
+        });
+    }
+
+    fn finish_exchange(&mut self, result: ExchangeResult) {
+        let id = result.id;
+        let settings = self.settings.clone();
+        metrics::counter!("trunkline_register_responses_total", "code" => result.last_code_label())
+            .increment(1);
+        metrics::histogram!("trunkline_register_duration_seconds")
+            .record(result.elapsed.as_secs_f64());
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.in_flight = false;
+        slot.cseq = result.cseq;
+        slot.proxy_auth = result.proxy_auth;
+        slot.digest = Some(result.digest);
+        let now_ts = Timestamp::now();
+        let now = Instant::now();
+        let mut rng = rand::thread_rng();
+        slot.status.last_attempt_at = Some(now_ts);
+        slot.status.transport = Some(result.transport);
+        slot.status.remote = result.remote.map(|r| r.to_string());
+        slot.status.updated_at = now_ts;
+        let next = match result.outcome {
+            Outcome::Registered {
+                granted,
+                contact,
+                code,
+                phrase,
+            } => {
+                let granted_at =
+                    Timestamp::from_micros(now_ts.micros() + i64::from(granted) * 1_000_000);
+                let made_with = if slot.registration.version == result.values_version {
+                    slot.registration.clone()
+                } else {
+                    // Changed while in flight: the binding was made with the old values; the
+                    // pending refresh replaces it.
+                    slot.bound
+                        .as_ref()
+                        .map_or_else(|| slot.registration.clone(), |b| b.made_with.clone())
+                };
+                slot.bound = Some(Bound {
+                    addressing: result.addressing.clone(),
+                    contact,
+                    expires_at: now + Duration::from_secs(u64::from(granted)),
+                    remote: result.remote,
+                    made_with,
+                });
+                let delay = policy::refresh_delay(granted, &mut rng);
+                slot.status.state = RegistrationState::Registered;
+                slot.status.last_code = Some(code);
+                slot.status.last_phrase = Some(phrase);
+                slot.status.failed_by = None;
+                slot.status.expires_at = Some(granted_at);
+                slot.status.consecutive_failures = 0;
+                Some(delay)
+            }
+            Outcome::Unregistered { code, phrase } => {
+                slot.bound = None;
+                slot.status.last_code = Some(code);
+                slot.status.last_phrase = Some(phrase);
+                slot.status.expires_at = None;
+                None
+            }
+            Outcome::Failed {
+                state,
+                code,
+                phrase,
+                failed_by,
+                retry_after,
+            } => {
+                slot.status.state = state;
+                slot.status.last_code = code;
+                slot.status.last_phrase = phrase;
+                slot.status.failed_by = Some(failed_by);
+                slot.status.consecutive_failures =
+                    slot.status.consecutive_failures.saturating_add(1);
+                if slot.bound.as_ref().is_some_and(|b| b.expires_at <= now) {
+                    slot.bound = None;
+                    slot.status.expires_at = None;
+                }
+                let delay = if state == RegistrationState::FailedAuth {
+                    settings.failed_auth_retry
+                } else {
+                    let backoff = policy::backoff(
+                        slot.status.consecutive_failures,
+                        settings.backoff_base,
+                        settings.backoff_cap,
+                        &mut rng,
+                    );
+                    backoff.max(Duration::from_secs(u64::from(retry_after.unwrap_or(0))))
+                };
+                Some(delay)
+            }
+        };
+
+        match std::mem::replace(&mut slot.after_flight, AfterFlight::Nothing) {
+            AfterFlight::Remove => {
+                let live = slot.bound.as_ref().is_some_and(|b| b.expires_at > now);
+                if live && !result.was_unregister {
+                    self.start_exchange(id, true);
+                } else {
+                    self.slots.remove(&id);
+                }
+                return;
+            }
+            AfterFlight::Refresh => {
+                let tenant = slot.registration.tenant.clone();
+                self.status.put(&tenant, id, slot.status.clone());
+                self.start_exchange(id, false);
+                return;
+            }
+            AfterFlight::Nothing => {}
+        }
+        if result.was_unregister {
+            // Only deletions unregister outside shutdown: forget the registration now.
+            self.slots.remove(&id);
+            return;
+        }
+        if let Some(delay) = next {
+            slot.status.next_attempt_at = Some(Timestamp::from_micros(
+                now_ts.micros() + delay.as_micros() as i64,
+            ));
+            let tenant = slot.registration.tenant.clone();
+            self.status.put(&tenant, id, slot.status.clone());
+            self.schedule_at(id, now + delay);
+        }
+    }
+
+    /// A registration that cannot even be addressed: report it and retry on the backoff.
+    fn fail_without_exchange(&mut self, id: Uuid, state: RegistrationState, problem: String) {
+        let settings = self.settings.clone();
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        tracing::warn!(%id, %problem, "registration cannot be addressed");
+        slot.status.state = state;
+        slot.status.failed_by = Some(FailedBy::Local);
+        slot.status.last_code = None;
+        slot.status.last_phrase = Some(problem);
+        slot.status.consecutive_failures = slot.status.consecutive_failures.saturating_add(1);
+        let delay = policy::backoff(
+            slot.status.consecutive_failures,
+            settings.backoff_base,
+            settings.backoff_cap,
+            &mut rand::thread_rng(),
+        );
+        let now_ts = Timestamp::now();
+        slot.status.updated_at = now_ts;
+        slot.status.last_attempt_at = Some(now_ts);
+        slot.status.next_attempt_at = Some(Timestamp::from_micros(
+            now_ts.micros() + delay.as_micros() as i64,
+        ));
+        let tenant = slot.registration.tenant.clone();
+        self.status.put(&tenant, id, slot.status.clone());
+        self.schedule_at(id, Instant::now() + delay);
+    }
+
+    /// Graceful stop: unregister every live binding within the deadline, flush status.
+    async fn shutdown(mut self, mut results: mpsc::UnboundedReceiver<ExchangeResult>) {
+        if self.settings.unregister_on_shutdown {
+            let now = Instant::now();
+            let live: Vec<Uuid> = self
+                .slots
+                .iter()
+                .filter(|(_, slot)| slot.bound.as_ref().is_some_and(|b| b.expires_at > now))
+                .map(|(id, _)| *id)
+                .collect();
+            tracing::info!(count = live.len(), "unregistering before shutdown");
+            let mut waiting = 0usize;
+            for id in &live {
+                if let Some(slot) = self.slots.get_mut(id) {
+                    if slot.in_flight {
+                        continue;
+                    }
+                    slot.after_flight = AfterFlight::Nothing;
+                }
+                self.start_exchange(*id, true);
+                waiting += 1;
+            }
+            let deadline = tokio::time::sleep(self.settings.shutdown_deadline);
+            tokio::pin!(deadline);
+            while waiting > 0 {
+                tokio::select! {
+                    Some(result) = results.recv() => {
+                        if result.was_unregister {
+                            waiting -= 1;
+                        }
+                        if let Some(slot) = self.slots.get_mut(&result.id) {
+                            slot.in_flight = false;
+                        }
+                    }
+                    _ = &mut deadline => {
+                        tracing::warn!(remaining = waiting, "shutdown deadline reached before every unregister finished");
+                        break;
+                    }
+                }
+            }
+        }
+        self.status.close().await;
+    }
+}
+
+/// Whether two addressings name the same binding (same AOR at the same registrar, reached the
+/// same way).
+fn same_binding(a: &Addressing, b: &Addressing) -> bool {
+    a.aor == b.aor
+        && a.request_uri == b.request_uri
+        && a.transport == b.transport
+        && a.next_hop_host == b.next_hop_host
+        && a.next_hop_port == b.next_hop_port
+}
+
+fn pending_status() -> RegistrationStatus {
+    RegistrationStatus {
+        state: RegistrationState::Pending,
+        last_code: None,
+        last_phrase: None,
+        failed_by: None,
+        last_attempt_at: None,
+        expires_at: None,
+        next_attempt_at: None,
+        consecutive_failures: 0,
+        transport: None,
+        remote: None,
+        updated_at: Timestamp::now(),
+    }
+}

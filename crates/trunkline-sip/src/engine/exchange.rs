@@ -1,0 +1,393 @@
+//! One REGISTER exchange: resolve the next hop, send, answer a digest challenge once, follow a
+//! 423 once, and report what happened. Runs as a short task; owns nothing after it returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsipstack::sip::{Request, SipMessage};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::SipAddr;
+use secrecy::SecretString;
+use tokio::time::Instant;
+use trunkline_core::model::{FailedBy, RegistrationState, Transport};
+use uuid::Uuid;
+
+use crate::digest::{pick, Credentials, DigestSession};
+use crate::message::{Register, Reply};
+use crate::policy::{classify, Verdict, ATTEMPT_TIMEOUT};
+use crate::target::Addressing;
+use crate::transport::{SipEndpoint, USER_AGENT};
+
+/// Everything an exchange needs, copied out of the engine's slot.
+pub struct Exchange {
+    pub id: Uuid,
+    pub sip: Arc<SipEndpoint>,
+    pub addressing: Addressing,
+    /// The Contact to use (unregistering an existing binding); else built from the endpoint.
+    pub contact: Option<String>,
+    pub aor_user: String,
+    pub auth_user: Option<String>,
+    pub password: Option<SecretString>,
+    /// Version of the registration values used (to tell what the binding was made with).
+    pub values_version: trunkline_core::Timestamp,
+    pub call_id: String,
+    pub from_tag: String,
+    /// Last CSeq used on this Call-ID.
+    pub cseq: u32,
+    pub digest: DigestSession,
+    /// 0 unregisters.
+    pub expires: u32,
+    /// The last challenge came in a 407 (answer with `Proxy-Authorization`).
+    pub proxy_auth: bool,
+}
+
+pub enum Outcome {
+    Registered {
+        granted: u32,
+        contact: String,
+        code: u16,
+        phrase: String,
+    },
+    Unregistered {
+        code: u16,
+        phrase: String,
+    },
+    Failed {
+        state: RegistrationState,
+        code: Option<u16>,
+        phrase: Option<String>,
+        failed_by: FailedBy,
+        retry_after: Option<u32>,
+    },
+}
+
+pub struct ExchangeResult {
+    pub id: Uuid,
+    pub cseq: u32,
+    pub digest: DigestSession,
+    pub addressing: Addressing,
+    pub transport: Transport,
+    pub remote: Option<SocketAddr>,
+    pub outcome: Outcome,
+    pub was_unregister: bool,
+    pub elapsed: Duration,
+    pub proxy_auth: bool,
+    pub values_version: trunkline_core::Timestamp,
+}
+
+impl ExchangeResult {
+    /// The code label for the responses metric (`local` when nothing came back).
+    pub fn last_code_label(&self) -> String {
+        match &self.outcome {
+            Outcome::Registered { code, .. } | Outcome::Unregistered { code, .. } => {
+                code.to_string()
+            }
+            Outcome::Failed {
+                code: Some(code),
+                failed_by: FailedBy::Remote,
+                ..
+            } => code.to_string(),
+            Outcome::Failed { .. } => "local".to_owned(),
+        }
+    }
+}
+
+fn local_failure(state: RegistrationState, phrase: String) -> Outcome {
+    Outcome::Failed {
+        state,
+        code: None,
+        phrase: Some(phrase),
+        failed_by: FailedBy::Local,
+        retry_after: None,
+    }
+}
+
+/// Rounds per attempt: the first request, one challenge answer, one 423 retry (and an answer
+/// to a challenge of that retry).
+const MAX_ROUNDS: usize = 4;
+
+impl Exchange {
+    pub async fn run(mut self) -> ExchangeResult {
+        let started = Instant::now();
+        let was_unregister = self.expires == 0;
+        let transport = self.addressing.transport;
+        let (remote, outcome) = match self.addressing.resolve().await {
+            Err(err) => (
+                None,
+                local_failure(
+                    RegistrationState::FailedTransport,
+                    format!("cannot resolve next hop: {err}"),
+                ),
+            ),
+            Ok(remote) => (Some(remote), self.talk(remote).await),
+        };
+        if let Outcome::Failed {
+            state, ref phrase, ..
+        } = outcome
+        {
+            tracing::debug!(id = %self.id, state = state.as_str(), phrase = ?phrase, "REGISTER failed");
+        }
+        ExchangeResult {
+            id: self.id,
+            cseq: self.cseq,
+            digest: self.digest,
+            addressing: self.addressing,
+            transport,
+            remote,
+            outcome,
+            was_unregister,
+            elapsed: started.elapsed(),
+            proxy_auth: self.proxy_auth,
+            values_version: self.values_version,
+        }
+    }
+
+    async fn talk(&mut self, remote: SocketAddr) -> Outcome {
+        let transport = self.addressing.transport;
+        let target = SipAddr {
+            r#type: Some(to_rsip(transport)),
+            addr: remote.into(),
+        };
+        let endpoint = self.sip.inner();
+        let connection = match tokio::time::timeout(
+            ATTEMPT_TIMEOUT,
+            endpoint.transport_layer.lookup(&target, None),
+        )
+        .await
+        {
+            Ok(Ok((connection, _))) => connection,
+            Ok(Err(err)) => {
+                return local_failure(
+                    RegistrationState::FailedTransport,
+                    format!("cannot reach {remote}: {err}"),
+                )
+            }
+            Err(_) => {
+                return local_failure(
+                    RegistrationState::FailedTimeout,
+                    format!("connecting to {remote} timed out"),
+                )
+            }
+        };
+        let via_sent_by = self
+            .sip
+            .public_addr()
+            .unwrap_or_else(|| connection.get_addr().addr.to_string());
+        let contact = self.contact.clone().unwrap_or_else(|| {
+            format!(
+                "sip:{}@{};transport={}",
+                self.aor_user,
+                self.sip.contact_hostport(transport),
+                transport.as_str()
+            )
+        });
+        let digest_user = self
+            .auth_user
+            .clone()
+            .unwrap_or_else(|| self.aor_user.clone());
+        let mut expires = self.expires;
+        let mut answered_challenge = false;
+        let mut followed_423 = false;
+
+        for _ in 0..MAX_ROUNDS {
+            self.cseq = self.cseq.wrapping_add(1).max(1);
+            let authorization = match &self.password {
+                Some(password) => {
+                    let credentials = Credentials {
+                        username: &digest_user,
+                        password,
+                    };
+                    let header = if self.digest.challenge().is_some() {
+                        self.digest.next_authorization(
+                            &credentials,
+                            "REGISTER",
+                            &self.addressing.request_uri,
+                        )
+                    } else {
+                        None
+                    };
+                    header.map(|value| (self.digest_header_name(), value))
+                }
+                None => None,
+            };
+            let branch = format!("z9hG4bK{}", uuid::Uuid::new_v4().simple());
+            let register = Register {
+                request_uri: &self.addressing.request_uri,
+                aor: &self.addressing.aor,
+                call_id: &self.call_id,
+                from_tag: &self.from_tag,
+                cseq: self.cseq,
+                contact: &contact,
+                expires,
+                authorization,
+                via_transport: transport,
+                via_sent_by: &via_sent_by,
+                branch: &branch,
+                user_agent: USER_AGENT,
+            };
+            let request = match Request::try_from(register.render().as_str()) {
+                Ok(request) => request,
+                Err(err) => {
+                    return local_failure(
+                        RegistrationState::FailedRegistrar,
+                        format!("cannot build REGISTER: {err}"),
+                    )
+                }
+            };
+            let response = match self.send(request, connection.clone(), target.clone()).await {
+                Ok(response) => response,
+                Err(outcome) => return outcome,
+            };
+            let reply = Reply::read(&response, &contact);
+            match classify(reply.code) {
+                Verdict::Registered if expires == 0 => {
+                    return Outcome::Unregistered {
+                        code: reply.code,
+                        phrase: reply.phrase,
+                    }
+                }
+                Verdict::Registered => {
+                    return Outcome::Registered {
+                        granted: reply.granted_expires.unwrap_or(expires).max(1),
+                        contact,
+                        code: reply.code,
+                        phrase: reply.phrase,
+                    }
+                }
+                Verdict::Challenge => {
+                    let fresh = pick(&reply.challenges).cloned();
+                    let stale = fresh.as_ref().is_some_and(|c| c.stale());
+                    if answered_challenge && !stale {
+                        // Our answer was refused with a new challenge: wrong credentials.
+                        return remote_failure(RegistrationState::FailedAuth, &reply);
+                    }
+                    let Some(challenge) = fresh else {
+                        return Outcome::Failed {
+                            state: RegistrationState::FailedAuth,
+                            code: Some(reply.code),
+                            phrase: Some(format!(
+                                "{} (no supported digest challenge)",
+                                reply.phrase
+                            )),
+                            failed_by: FailedBy::Remote,
+                            retry_after: None,
+                        };
+                    };
+                    if self.password.is_none() {
+                        return Outcome::Failed {
+                            state: RegistrationState::FailedAuth,
+                            code: Some(reply.code),
+                            phrase: Some(format!("{} (no password configured)", reply.phrase)),
+                            failed_by: FailedBy::Remote,
+                            retry_after: None,
+                        };
+                    }
+                    self.proxy_auth = reply.proxy_challenge;
+                    if self.digest.on_challenge(challenge).is_err() {
+                        return remote_failure(RegistrationState::FailedAuth, &reply);
+                    }
+                    answered_challenge = true;
+                }
+                Verdict::IntervalTooBrief => match reply.min_expires {
+                    Some(min) if !followed_423 && min > expires => {
+                        expires = min;
+                        followed_423 = true;
+                    }
+                    _ => return remote_failure(RegistrationState::FailedRegistrar, &reply),
+                },
+                Verdict::Failed(state) => return remote_failure(state, &reply),
+            }
+        }
+        local_failure(
+            RegistrationState::FailedRegistrar,
+            "too many rounds in one attempt".to_owned(),
+        )
+    }
+
+    fn digest_header_name(&self) -> &'static str {
+        if self.proxy_auth {
+            "Proxy-Authorization"
+        } else {
+            "Authorization"
+        }
+    }
+
+    /// One client transaction; a final response, or the failure outcome.
+    async fn send(
+        &self,
+        request: Request,
+        connection: rsipstack::transport::SipConnection,
+        target: SipAddr,
+    ) -> Result<rsipstack::sip::Response, Outcome> {
+        let key =
+            TransactionKey::from_request(&request, TransactionRole::Client).map_err(|err| {
+                local_failure(
+                    RegistrationState::FailedRegistrar,
+                    format!("bad request: {err}"),
+                )
+            })?;
+        let mut tx = Transaction::new_client(key, request, self.sip.inner(), Some(connection));
+        tx.destination = Some(target);
+        tx.send().await.map_err(|err| {
+            local_failure(
+                RegistrationState::FailedTransport,
+                format!("send failed: {err}"),
+            )
+        })?;
+        let wait_final = async {
+            while let Some(message) = tx.receive().await {
+                if let SipMessage::Response(response) = message {
+                    if response.status_code.code() >= 200 {
+                        return Some(response);
+                    }
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, wait_final).await {
+            Ok(Some(response)) if is_local(&response) => Err(local_failure(
+                if response.status_code.code() == 408 {
+                    RegistrationState::FailedTimeout
+                } else {
+                    RegistrationState::FailedTransport
+                },
+                format!("{} (local)", response.status_code),
+            )),
+            Ok(Some(response)) => Ok(response),
+            Ok(None) | Err(_) => Err(local_failure(
+                RegistrationState::FailedTimeout,
+                "no final response within 30 s".to_owned(),
+            )),
+        }
+    }
+}
+
+fn remote_failure(state: RegistrationState, reply: &Reply) -> Outcome {
+    Outcome::Failed {
+        state,
+        code: Some(reply.code),
+        phrase: Some(reply.phrase.clone()),
+        failed_by: FailedBy::Remote,
+        retry_after: reply.retry_after,
+    }
+}
+
+/// rsipstack answers on its own behalf (a 408 on Timer F, a 503 when a stream write fails);
+/// those carry no To tag, which every real UAS response to a REGISTER has (RFC 3261 §8.2.6.2).
+fn is_local(response: &rsipstack::sip::Response) -> bool {
+    use rsipstack::sip::Header;
+    !response.headers.iter().any(|h| match h {
+        Header::To(to) => to.value().contains("tag="),
+        _ => false,
+    })
+}
+
+fn to_rsip(transport: Transport) -> rsipstack::sip::Transport {
+    match transport {
+        Transport::Udp => rsipstack::sip::Transport::Udp,
+        Transport::Tcp => rsipstack::sip::Transport::Tcp,
+        Transport::Tls => rsipstack::sip::Transport::Tls,
+    }
+}

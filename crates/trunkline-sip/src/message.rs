@@ -1,0 +1,263 @@
+//! The REGISTER request trunkline sends and what it reads back from a response.
+//!
+//! The request is written as text and parsed into rsipstack's `Request`: every header is one we
+//! chose (explicit Contact with `;transport=`, Expires, Authorization), nothing is added behind
+//! our back. Response fields are read from rsipstack's parsed headers.
+
+use rsipstack::sip::{Header, Response};
+use trunkline_core::model::Transport;
+
+use crate::digest::Challenge;
+
+/// The parts of one REGISTER.
+#[derive(Debug)]
+pub struct Register<'a> {
+    pub request_uri: &'a str,
+    pub aor: &'a str,
+    pub call_id: &'a str,
+    pub from_tag: &'a str,
+    pub cseq: u32,
+    /// `sip:user@host:port;transport=…`.
+    pub contact: &'a str,
+    pub expires: u32,
+    /// `(header name, value)`: `Authorization` or `Proxy-Authorization`.
+    pub authorization: Option<(&'static str, String)>,
+    /// Transport and `host:port` for the Via header.
+    pub via_transport: Transport,
+    pub via_sent_by: &'a str,
+    pub branch: &'a str,
+    pub user_agent: &'a str,
+}
+
+impl Register<'_> {
+    pub fn render(&self) -> String {
+        let via_transport = self.via_transport.as_str().to_ascii_uppercase();
+        let mut text = format!(
+            "REGISTER {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/{via_transport} {sent_by};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <{aor}>;tag={tag}\r\n\
+             To: <{aor}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <{contact}>;expires={expires}\r\n\
+             Expires: {expires}\r\n\
+             User-Agent: {user_agent}\r\n",
+            uri = self.request_uri,
+            sent_by = self.via_sent_by,
+            branch = self.branch,
+            aor = self.aor,
+            tag = self.from_tag,
+            call_id = self.call_id,
+            cseq = self.cseq,
+            contact = self.contact,
+            expires = self.expires,
+            user_agent = self.user_agent,
+        );
+        if let Some((name, value)) = &self.authorization {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        text
+    }
+
+    /// The request line, for the attempt history (never the Authorization).
+    pub fn request_line(&self) -> String {
+        format!("REGISTER {} SIP/2.0", self.request_uri)
+    }
+}
+
+/// What the engine needs from a final response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub phrase: String,
+    /// Digest challenges, in header order, with whether they came from a proxy (407).
+    pub challenges: Vec<Challenge>,
+    pub proxy_challenge: bool,
+    /// Granted expiry for our contact: its `expires` parameter, else the `Expires` header.
+    pub granted_expires: Option<u32>,
+    pub min_expires: Option<u32>,
+    pub retry_after: Option<u32>,
+}
+
+impl Reply {
+    /// Reads a response to a REGISTER whose Contact URI was `our_contact`.
+    pub fn read(response: &Response, our_contact: &str) -> Self {
+        let code = response.status_code.code();
+        let phrase = response
+            .wire_reason
+            .clone()
+            .unwrap_or_else(|| response.status_code.text().to_owned());
+        let mut reply = Reply {
+            code,
+            phrase,
+            challenges: Vec::new(),
+            proxy_challenge: code == 407,
+            granted_expires: None,
+            min_expires: None,
+            retry_after: None,
+        };
+        let mut expires_header = None;
+        let mut contact_expires = None;
+        for header in response.headers.iter() {
+            match header {
+                Header::WwwAuthenticate(h) if code == 401 => {
+                    if let Ok(challenge) = Challenge::parse(h.value()) {
+                        reply.challenges.push(challenge);
+                    }
+                }
+                Header::ProxyAuthenticate(h) if code == 407 => {
+                    if let Ok(challenge) = Challenge::parse(h.value()) {
+                        reply.challenges.push(challenge);
+                    }
+                }
+                Header::Expires(h) => expires_header = leading_number(h.value()),
+                Header::MinExpires(h) => reply.min_expires = leading_number(h.value()),
+                Header::RetryAfter(h) => reply.retry_after = leading_number(h.value()),
+                Header::Contact(h) => {
+                    if contact_expires.is_none() {
+                        contact_expires = contact_expires_for(h.value(), our_contact);
+                    }
+                }
+                _ => {}
+            }
+        }
+        reply.granted_expires = contact_expires.or(expires_header);
+        reply
+    }
+}
+
+/// `60`, `60;duration=…`, `120 (comment)` → the leading integer.
+fn leading_number(value: &str) -> Option<u32> {
+    let digits: String = value
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The `expires` parameter of the contact in `header` (possibly several, comma-separated) whose
+/// URI is `our_contact`. The registrar may return other devices' bindings for the same AOR.
+fn contact_expires_for(header: &str, our_contact: &str) -> Option<u32> {
+    let ours = normalise_uri(our_contact);
+    split_contacts(header).find_map(|contact| {
+        let (uri, params) = match (contact.find('<'), contact.find('>')) {
+            (Some(open), Some(close)) if open < close => {
+                (&contact[open + 1..close], &contact[close + 1..])
+            }
+            _ => contact.split_once(';').unwrap_or((contact, "")),
+        };
+        if normalise_uri(uri) != ours {
+            return None;
+        }
+        params.split(';').find_map(|param| {
+            let (name, value) = param.trim().split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("expires")
+                .then(|| leading_number(value.trim_matches('"')))
+                .flatten()
+        })
+    })
+}
+
+/// Splits a Contact header value on commas outside `<…>` and quotes.
+fn split_contacts(header: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    for (i, c) in header.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                parts.push(header[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(header[start..].trim());
+    parts.into_iter()
+}
+
+/// Case-insensitive scheme/host/params comparison is enough to recognise our own contact.
+fn normalise_uri(uri: &str) -> String {
+    uri.trim().to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(text: &str) -> Response {
+        Response::try_from(text.replace('\n', "\r\n").as_str()).expect("parse")
+    }
+
+    #[test]
+    fn renders_a_register_rsipstack_can_parse() {
+        let register = Register {
+            request_uri: "sip:example.com",
+            aor: "sip:alice@example.com",
+            call_id: "abc@trunkline",
+            from_tag: "t1",
+            cseq: 7,
+            contact: "sip:alice@127.0.0.1:5060;transport=udp",
+            expires: 3600,
+            authorization: Some(("Authorization", "Digest username=\"alice\"".into())),
+            via_transport: Transport::Udp,
+            via_sent_by: "127.0.0.1:5060",
+            branch: "z9hG4bKabc",
+            user_agent: "trunkline",
+        };
+        let parsed = rsipstack::sip::Request::try_from(register.render().as_str()).expect("parses");
+        assert_eq!(parsed.uri.to_string(), "sip:example.com");
+        let text = parsed.to_string();
+        assert!(text.contains("CSeq: 7 REGISTER"));
+        assert!(text.contains("transport=udp"));
+        assert!(text.contains("Authorization: Digest username=\"alice\""));
+        assert_eq!(register.request_line(), "REGISTER sip:example.com SIP/2.0");
+    }
+
+    #[test]
+    fn reads_our_contacts_expiry_over_the_header() {
+        let r = response(
+            "SIP/2.0 200 OK\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\n\
+             From: <sip:a@x>;tag=1\nTo: <sip:a@x>;tag=2\nCall-ID: c\nCSeq: 1 REGISTER\n\
+             Contact: <sip:other@10.0.0.9>;expires=999, <sip:alice@127.0.0.1:5060;transport=udp>;expires=120\n\
+             Expires: 3600\nContent-Length: 0\n\n",
+        );
+        let reply = Reply::read(&r, "sip:alice@127.0.0.1:5060;transport=udp");
+        assert_eq!(reply.code, 200);
+        assert_eq!(reply.granted_expires, Some(120));
+    }
+
+    #[test]
+    fn reads_challenges_min_expires_and_retry_after() {
+        let r = response(
+            "SIP/2.0 401 Unauthorized\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\n\
+             From: <sip:a@x>;tag=1\nTo: <sip:a@x>;tag=2\nCall-ID: c\nCSeq: 1 REGISTER\n\
+             WWW-Authenticate: Digest realm=\"x\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"\n\
+             WWW-Authenticate: Digest realm=\"x\", nonce=\"n2\", algorithm=MD5, qop=\"auth\"\n\
+             Content-Length: 0\n\n",
+        );
+        let reply = Reply::read(&r, "sip:alice@h");
+        assert_eq!((reply.code, reply.phrase.as_str()), (401, "Unauthorized"));
+        assert_eq!(reply.challenges.len(), 2);
+        let r = response(
+            "SIP/2.0 423 Interval Too Brief\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\n\
+             From: <sip:a@x>;tag=1\nTo: <sip:a@x>;tag=2\nCall-ID: c\nCSeq: 1 REGISTER\n\
+             Min-Expires: 600\nRetry-After: 30 (busy)\nContent-Length: 0\n\n",
+        );
+        let reply = Reply::read(&r, "sip:alice@h");
+        assert_eq!(
+            (reply.min_expires, reply.retry_after),
+            (Some(600), Some(30))
+        );
+        assert_eq!(reply.granted_expires, None);
+    }
+}

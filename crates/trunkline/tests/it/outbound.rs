@@ -1,0 +1,488 @@
+//! The outbound registration engine against a real registrar (Kamailio): registrations created
+//! through the API really REGISTER (UDP, TCP, TLS; MD5 and SHA-256 with qop=auth), stay
+//! registered, re-register on change, unregister on delete, come back after a restart, and the
+//! API reports what happened. Waits are on Kamailio's log/location table or the status
+//! endpoint, never fixed sleeps.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{json as read, Method, Server, ServerOptions, Tenant};
+use crate::kamailio::{DigestAlgorithm, Kamailio, KamailioOptions, Transport};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Polls `GET /v1/registrations/{id}` (the engine's status) until `done` holds. The engine
+/// offers no push channel; the status endpoint is what operators read too.
+fn wait_for_status(
+    server: &Server,
+    tenant: &Tenant,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let body = status_of(server, tenant, id);
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never matched; last: {body:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn status_of(server: &Server, tenant: &Tenant, id: &str) -> Value {
+    let (status, body) = read(
+        server
+            .client
+            .get(server.url(&format!("/v1/registrations/{}", id.replace('+', "%2B"))))
+            .header("X-API-Key", &tenant.api_key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn create_registration(server: &Server, tenant: &Tenant, body: Value) -> String {
+    let (status, created) = read(
+        server
+            .ultravox(Method::POST, "/api/sip/registrations", tenant)
+            .json(&body)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{created}");
+    created["registrationId"].as_str().unwrap().to_owned()
+}
+
+fn ultravox(server: &Server, tenant: &Tenant, id: &str) -> Value {
+    let (status, body) = read(
+        server
+            .ultravox(Method::GET, &format!("/api/sip/registrations/{id}"), tenant)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn state(body: &Value) -> &str {
+    body["state"].as_str().unwrap_or_default()
+}
+
+fn registered(body: &Value) -> bool {
+    state(body) == "registered"
+}
+
+/// `proxy` for Kamailio's `transport` port.
+fn proxy(kamailio: &Kamailio, transport: Transport) -> String {
+    let addr = kamailio.addr(transport);
+    match transport {
+        Transport::Udp => addr.to_string(),
+        other => format!("sip:{addr};transport={}", other.as_str()),
+    }
+}
+
+fn fast_retries() -> Vec<(String, String)> {
+    vec![
+        ("TRUNKLINE_OUTBOUND_BACKOFF_BASE_SECS".into(), "1".into()),
+        ("TRUNKLINE_OUTBOUND_BACKOFF_CAP_SECS".into(), "1".into()),
+    ]
+}
+
+#[test]
+fn registers_over_udp_tcp_and_tls_and_reports_it() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .tcp()
+            .tls()
+            .subscriber("udp-user", "udp-secret-1")
+            .subscriber("tcp-user", "tcp-secret-1")
+            .subscriber("tls-user", "tls-secret-1"),
+    );
+    let server = Server::start_with(ServerOptions {
+        env: vec![(
+            "TRUNKLINE_SIP_CA_FILE".into(),
+            kamailio.ca_cert().display().to_string(),
+        )],
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    for (user, password, transport) in [
+        ("udp-user", "udp-secret-1", Transport::Udp),
+        ("tcp-user", "tcp-secret-1", Transport::Tcp),
+        ("tls-user", "tls-secret-1", Transport::Tls),
+    ] {
+        let id = create_registration(
+            &server,
+            &tenant,
+            json!({"username": user, "password": password, "proxy": proxy(&kamailio, transport)}),
+        );
+        let binding = kamailio.wait_for_binding(user, |_| true, WAIT);
+        assert_eq!(binding.transport, transport, "{user}");
+        assert!(
+            binding
+                .contact
+                .contains(&format!(";transport={}", transport.as_str())),
+            "explicit Contact transport: {}",
+            binding.contact
+        );
+        let status = wait_for_status(&server, &tenant, &id, registered);
+        assert_eq!(status["lastCode"], 200, "{user}");
+        assert_eq!(status["transport"], transport.as_str());
+        assert_eq!(status["consecutiveFailures"], 0);
+        assert!(status["expiresAt"].is_string());
+        assert_eq!(ultravox(&server, &tenant, &id)["successful"], true);
+        // One challenge round: the unauthenticated REGISTER and the answer.
+        let seen = kamailio.registers(user);
+        assert_eq!(seen.len(), 2, "{user}: {seen:#?}");
+        assert_eq!(seen[0].auth_user, None);
+        assert_eq!(seen[1].auth_user.as_deref(), Some(user));
+        assert_eq!(seen[0].call_id, seen[1].call_id, "stable Call-ID");
+        assert!(seen[1].cseq > seen[0].cseq, "CSeq increases");
+    }
+}
+
+#[test]
+fn answers_sha256_challenges_with_qop_auth() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .algorithm(DigestAlgorithm::Sha256)
+            .qop(true)
+            .subscriber("sha-user", "sha-secret-1"),
+    );
+    let server = Server::start();
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "sha-user", "password": "sha-secret-1", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    kamailio.wait_for_binding("sha-user", |_| true, WAIT);
+    wait_for_status(&server, &tenant, &id, registered);
+}
+
+#[test]
+fn wrong_password_fails_auth_after_one_round_and_does_not_retry() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .subscriber("wrong-user", "the-right-one")
+            .subscriber("witness", "witness-secret"),
+    );
+    let server = Server::start();
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "wrong-user", "password": "not-the-password", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    let status = wait_for_status(&server, &tenant, &id, |b| state(b) == "failed_auth");
+    assert_eq!(status["lastCode"], 401);
+    assert_eq!(status["failedBy"], "remote");
+    assert_eq!(ultravox(&server, &tenant, &id)["successful"], false);
+    // The next attempt is an hour away (outbound.failed_auth_retry_secs).
+    let last = chrono_secs(&status["lastAttemptAt"]);
+    let next = chrono_secs(&status["nextAttemptAt"]);
+    assert!(next - last >= 3599, "next attempt {next} vs last {last}");
+    // A later registration registering proves time passed; the wrong one sent nothing more.
+    let witness = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "witness", "password": "witness-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    wait_for_status(&server, &tenant, &witness, registered);
+    assert_eq!(
+        kamailio.count("wrong-user"),
+        2,
+        "{:#?}",
+        kamailio.registers("wrong-user")
+    );
+    assert!(kamailio.bindings("wrong-user").is_empty());
+
+    // Fixing the password re-registers at once, and the binding appears.
+    let (code, _) = read(
+        server
+            .ultravox(
+                Method::PATCH,
+                &format!("/api/sip/registrations/{id}"),
+                &tenant,
+            )
+            .json(&json!({"password": "the-right-one"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    kamailio.wait_for_binding("wrong-user", |_| true, WAIT);
+    wait_for_status(&server, &tenant, &id, registered);
+}
+
+/// RFC 3339 → Unix seconds.
+fn chrono_secs(value: &Value) -> i64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {value}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp()
+}
+
+#[test]
+fn interval_too_brief_is_retried_with_min_expires() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .subscriber("brief-user", "brief-secret")
+            .interval_too_brief("brief-user", 1800),
+    );
+    let server = Server::start_with(ServerOptions {
+        env: vec![("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "120".into())],
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "brief-user", "password": "brief-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    let binding = kamailio.wait_for_binding("brief-user", |_| true, WAIT);
+    assert_eq!(binding.granted(), 1800);
+    let status = wait_for_status(&server, &tenant, &id, registered);
+    let granted = chrono_secs(&status["expiresAt"]) - chrono_secs(&status["lastAttemptAt"]);
+    assert!((1798..=1801).contains(&granted), "granted {granted}");
+    let seen = kamailio.registers("brief-user");
+    assert!(seen.iter().any(|r| r.reply == Some(423)), "{seen:#?}");
+    assert_eq!(seen.last().unwrap().expires, Some(1800));
+}
+
+#[test]
+fn service_unavailable_waits_for_retry_after() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .subscriber("busy-user", "busy-secret")
+            .service_unavailable("busy-user", 3),
+    );
+    let mut env = fast_retries();
+    env.push(("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "60".into()));
+    let server = Server::start_with(ServerOptions {
+        env,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "busy-user", "password": "busy-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    let status = wait_for_status(&server, &tenant, &id, |b| state(b) == "failed_registrar");
+    assert_eq!(status["lastCode"], 503);
+    assert_eq!(status["lastPhrase"], "Service Unavailable");
+    assert!(chrono_secs(&status["nextAttemptAt"]) - chrono_secs(&status["lastAttemptAt"]) >= 3);
+    // The second REGISTER comes no sooner than Retry-After (backoff alone would be ≤ 1 s).
+    let first_seen = Instant::now();
+    kamailio.wait_for_registers("busy-user", 2, WAIT);
+    assert!(
+        first_seen.elapsed() >= Duration::from_millis(2500),
+        "retried after {:?}",
+        first_seen.elapsed()
+    );
+}
+
+#[test]
+fn nothing_listening_fails_then_registers_when_the_registrar_comes_up() {
+    let kamailio = Kamailio::prepare(
+        KamailioOptions::default()
+            .tcp()
+            .without_udp()
+            .subscriber("late-user", "late-secret"),
+    );
+    let server = Server::start_with(ServerOptions {
+        env: fast_retries(),
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "late-user", "password": "late-secret", "proxy": proxy(&kamailio, Transport::Tcp)}),
+    );
+    let status = wait_for_status(&server, &tenant, &id, |b| {
+        matches!(state(b), "failed_transport" | "failed_timeout")
+    });
+    assert_eq!(status["failedBy"], "local");
+    assert!(status["consecutiveFailures"].as_u64().unwrap() >= 1);
+    assert_eq!(ultravox(&server, &tenant, &id)["successful"], false);
+    let mut kamailio = kamailio;
+    kamailio.restart();
+    kamailio.wait_for_binding("late-user", |_| true, WAIT);
+    let status = wait_for_status(&server, &tenant, &id, registered);
+    assert_eq!(status["consecutiveFailures"], 0);
+}
+
+#[test]
+fn delete_unregisters_and_patch_moves_the_binding() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .subscriber("first-aor", "move-secret")
+            .subscriber("second-aor", "move-secret"),
+    );
+    let server = Server::start();
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "first-aor", "password": "move-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    kamailio.wait_for_binding("first-aor", |_| true, WAIT);
+    wait_for_status(&server, &tenant, &id, registered);
+
+    // A new AOR: the old binding is removed, the new one appears.
+    let (code, _) = read(
+        server
+            .ultravox(
+                Method::PATCH,
+                &format!("/api/sip/registrations/{id}"),
+                &tenant,
+            )
+            .json(&json!({"username": "second-aor"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    kamailio.wait_for_binding("second-aor", |_| true, WAIT);
+    kamailio.wait_for_bindings("first-aor", |b| b.is_empty(), WAIT);
+
+    let started = Instant::now();
+    let (code, _) = read(
+        server
+            .ultravox(
+                Method::DELETE,
+                &format!("/api/sip/registrations/{id}"),
+                &tenant,
+            )
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 204);
+    kamailio.wait_for_bindings("second-aor", |b| b.is_empty(), WAIT);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "unregistered in {:?}",
+        started.elapsed()
+    );
+    let last = kamailio.registers("second-aor").pop().unwrap();
+    assert_eq!(last.expires, Some(0));
+}
+
+#[test]
+fn restart_brings_registrations_back_without_an_api_call() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .tcp()
+            .subscriber("durable", "durable-secret"),
+    );
+    let mut server = Server::start_with(ServerOptions {
+        env: vec![(
+            "TRUNKLINE_OUTBOUND_UNREGISTER_ON_SHUTDOWN".into(),
+            "true".into(),
+        )],
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "durable", "password": "durable-secret", "proxy": proxy(&kamailio, Transport::Tcp)}),
+    );
+    kamailio.wait_for_binding("durable", |_| true, WAIT);
+    // Graceful stop unregisters…
+    assert!(server.terminate().success());
+    kamailio.wait_for_bindings("durable", |b| b.is_empty(), WAIT);
+    // …and the next start registers again by itself.
+    let server = server.restart();
+    kamailio.wait_for_binding("durable", |_| true, WAIT);
+    wait_for_status(&server, &tenant, &id, registered);
+}
+
+#[test]
+fn tcp_connection_lost_with_a_registrar_restart_is_re_registered() {
+    let mut kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .tcp()
+            .without_udp()
+            .subscriber("sticky", "sticky-secret"),
+    );
+    let server = Server::start();
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "sticky", "password": "sticky-secret", "proxy": proxy(&kamailio, Transport::Tcp)}),
+    );
+    let first = kamailio.wait_for_binding("sticky", |_| true, WAIT);
+    wait_for_status(&server, &tenant, &id, registered);
+    let before = kamailio.count("sticky");
+    // Kamailio's restart drops the TCP connection (its location table survives on disk).
+    kamailio.restart();
+    let seen = kamailio.wait_for_registers("sticky", before + 1, WAIT);
+    assert!(seen.len() > before);
+    kamailio.wait_for_binding("sticky", |b| b.cseq > first.cseq, WAIT);
+    wait_for_status(&server, &tenant, &id, registered);
+}
+
+#[test]
+fn dasha_numbers_register_with_the_trunk_credentials() {
+    let kamailio =
+        Kamailio::start(KamailioOptions::default().subscriber("trunk-auth", "trunk-secret"));
+    let server = Server::start();
+    let tenant = server.tenant();
+    let (code, trunk) = read(
+        server
+            .dasha(Method::POST, "/api/v1/sip-credentials", &tenant)
+            .json(&json!({
+                "server": kamailio.addr(Transport::Udp).to_string(),
+                "transport": "udp",
+                "domain": "trunkline.test",
+                "authUser": "trunk-auth",
+                "authPassword": "trunk-secret",
+            }))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 201, "{trunk}");
+    let (code, number) = read(
+        server
+            .dasha(Method::POST, "/api/v1/sip-phone-numbers", &tenant)
+            .json(&json!({"phoneNumber": "+14155550199", "credentialsId": trunk["id"], "registration": true}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 201, "{number}");
+    // The AOR is the number; the digest user is the trunk's authUser.
+    let seen = kamailio.wait_for_registers("+14155550199", 2, WAIT);
+    assert_eq!(seen[1].auth_user.as_deref(), Some("trunk-auth"));
+    wait_for_status(&server, &tenant, "+14155550199", registered);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, body) = read(
+            server
+                .dasha(
+                    Method::GET,
+                    "/api/v1/sip-phone-numbers/%2B14155550199",
+                    &tenant,
+                )
+                .send()
+                .unwrap(),
+        );
+        if body["registrationStatus"]["state"] == "Registered" {
+            assert_eq!(body["registrationStatus"]["sipResponseMessage"], "200 OK");
+            assert!(body["registrationStatus"]["expiresAt"].is_string());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
