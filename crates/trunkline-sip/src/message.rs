@@ -115,10 +115,8 @@ impl Reply {
                 Header::Expires(h) => expires_header = leading_number(h.value()),
                 Header::MinExpires(h) => reply.min_expires = leading_number(h.value()),
                 Header::RetryAfter(h) => reply.retry_after = leading_number(h.value()),
-                Header::Contact(h) => {
-                    if contact_expires.is_none() {
-                        contact_expires = contact_expires_for(h.value(), our_contact);
-                    }
+                Header::Contact(h) if contact_expires.is_none() => {
+                    contact_expires = contact_expires_for(h.value(), our_contact);
                 }
                 _ => {}
             }

@@ -26,7 +26,7 @@ pub enum TransportError {
     Bind {
         transport: &'static str,
         addr: SocketAddr,
-        source: rsipstack::Error,
+        source: Box<rsipstack::Error>,
     },
     #[error("cannot read {path}: {source}")]
     ReadFile {
@@ -91,29 +91,17 @@ impl SipEndpoint {
         let udp =
             UdpConnection::create_connection(settings.listen, None, Some(cancel.child_token()))
                 .await
-                .map_err(|source| TransportError::Bind {
-                    transport: "UDP",
-                    addr: settings.listen,
-                    source,
-                })?;
+                .map_err(bind_error("UDP", settings.listen))?;
         let udp_addr = udp
             .get_addr()
             .get_socketaddr()
-            .map_err(|source| TransportError::Bind {
-                transport: "UDP",
-                addr: settings.listen,
-                source,
-            })?;
+            .map_err(bind_error("UDP", settings.listen))?;
         layer.add_transport(udp.into());
         // TCP shares the UDP port (so `sip.listen` with port 0 still gives one port for both).
         let tcp_addr = udp_addr;
         let tcp = TcpListenerConnection::new(tcp_addr, None)
             .await
-            .map_err(|source| TransportError::Bind {
-                transport: "TCP",
-                addr: tcp_addr,
-                source,
-            })?;
+            .map_err(bind_error("TCP", tcp_addr))?;
         layer.add_transport(tcp.into());
 
         let ca_certs = match &settings.ca_file {
@@ -131,13 +119,9 @@ impl SipEndpoint {
                 ca_certs: ca_certs.clone(),
                 ..TlsConfig::default()
             };
-            let listener = TlsListenerConnection::new(addr.into(), None, config)
+            let listener = TlsListenerConnection::new(addr, None, config)
                 .await
-                .map_err(|source| TransportError::Bind {
-                    transport: "TLS",
-                    addr,
-                    source,
-                })?;
+                .map_err(bind_error("TLS", addr))?;
             layer.add_transport(listener.into());
             tls_addr = Some(addr);
         }
@@ -225,6 +209,17 @@ impl SipEndpoint {
 
     pub fn shutdown(&self) {
         self.cancel.cancel();
+    }
+}
+
+fn bind_error(
+    transport: &'static str,
+    addr: SocketAddr,
+) -> impl FnOnce(rsipstack::Error) -> TransportError {
+    move |source| TransportError::Bind {
+        transport,
+        addr,
+        source: Box::new(source),
     }
 }
 
