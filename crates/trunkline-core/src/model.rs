@@ -161,7 +161,7 @@ impl std::fmt::Debug for OutboundRegistration {
 }
 
 /// The engine's state for one outbound registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegistrationState {
     Disabled,
     Pending,
@@ -272,6 +272,23 @@ pub struct RegistrationStatus {
     pub transport: Option<Transport>,
     pub remote: Option<String>,
     pub updated_at: Timestamp,
+}
+
+/// One REGISTER transaction of an outbound registration, for its history. Never carries an
+/// Authorization value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationAttempt {
+    pub registration_id: Uuid,
+    pub tenant: AccountId,
+    pub at: Timestamp,
+    pub transport: Transport,
+    pub remote: Option<String>,
+    /// `REGISTER sip:example.com SIP/2.0`.
+    pub request_line: String,
+    /// `None` when nothing came back (timeout, transport error).
+    pub code: Option<u16>,
+    pub phrase: Option<String>,
+    pub duration_us: u64,
 }
 
 /// The four-valued summary Dasha shows (`registrationStatus.state`).

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
 use crate::model::{
-    InboundCredential, OutboundRegistration, PhoneNumber, Registration, RegistrationStatus, Tenant,
-    Trunk,
+    InboundCredential, OutboundRegistration, PhoneNumber, Registration, RegistrationAttempt,
+    RegistrationStatus, Tenant, Trunk,
 };
 use crate::page::{Seek, Window};
 use crate::secret::{ApiKeyHash, DigestHashes};
@@ -229,6 +229,18 @@ pub trait Store: Send + Sync + 'static {
         tenant: &AccountId,
         id: Uuid,
     ) -> Result<Option<OutboundRegistration>, StoreError>;
+    /// Appends REGISTER transactions to the registrations' histories (skipping registrations
+    /// that no longer exist).
+    async fn record_attempts(&self, attempts: &[RegistrationAttempt]) -> Result<(), StoreError>;
+    /// The newest `limit` attempts of a registration, newest first.
+    async fn registration_attempts(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<RegistrationAttempt>, StoreError>;
+    /// Keeps only the newest `keep` attempts of each registration; returns how many went.
+    async fn prune_attempts(&self, keep: u32) -> Result<u64, StoreError>;
     /// Ids of the phone numbers on a trunk that ask for registration.
     async fn registering_numbers_of_trunk(
         &self,

@@ -29,6 +29,7 @@ use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind};
 use trunkline_core::model::{
     FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
 };
+use trunkline_core::service::HISTORY_LENGTH;
 use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
@@ -139,6 +140,9 @@ struct Bound {
     made_with: OutboundRegistration,
 }
 
+/// How often the per-state gauges are refreshed and old history is pruned.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How often idle TCP/TLS connections to registrars get a CRLF keepalive (RFC 5626 §4.4.1;
 /// at most every 120 s).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(90);
@@ -184,10 +188,13 @@ impl Core {
         self.load_all().await;
         let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(remote) = closed.recv() => self.connection_closed(remote),
                 _ = keepalive.tick() => self.send_keepalives(),
+                _ = housekeeping.tick() => self.housekeeping(),
                 Some(expired) = std::future::poll_fn(|cx| self.queue.poll_expired(cx)), if !self.queue.is_empty() => {
                     let id = expired.into_inner();
                     if let Some(slot) = self.slots.get_mut(&id) {
@@ -424,6 +431,24 @@ impl Core {
         }
     }
 
+    /// Per-state gauges, and pruning of the attempt history.
+    fn housekeeping(&self) {
+        let mut counts: HashMap<RegistrationState, u64> = HashMap::new();
+        for slot in self.slots.values() {
+            *counts.entry(slot.status.state).or_default() += 1;
+        }
+        for state in RegistrationState::ALL {
+            metrics::gauge!("trunkline_registrations", "state" => state.as_str())
+                .set(counts.get(&state).copied().unwrap_or(0) as f64);
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.prune_attempts(HISTORY_LENGTH).await {
+                tracing::warn!(error = %err, "cannot prune registration history");
+            }
+        });
+    }
+
     /// One CRLF keepalive per distinct TCP/TLS connection that carries a live binding.
     fn send_keepalives(&self) {
         let now = Instant::now();
@@ -501,6 +526,8 @@ impl Core {
         slot.in_flight = true;
         let exchange = Exchange {
             id,
+            tenant: slot.registration.tenant.clone(),
+            attempts: Vec::new(),
             sip: self.sip.clone(),
             addressing,
             contact: contact_override,
@@ -527,6 +554,7 @@ impl Core {
         let settings = self.settings.clone();
         metrics::counter!("trunkline_register_responses_total", "code" => result.last_code_label())
             .increment(1);
+        self.status.record(result.attempts);
         metrics::histogram!("trunkline_register_duration_seconds")
             .record(result.elapsed.as_secs_f64());
         let Some(slot) = self.slots.get_mut(&id) else {

@@ -13,7 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use trunkline_core::model::{
     FailedBy, InboundCredential, OutboundRegistration, PhoneNumber, Registration,
-    RegistrationSource, RegistrationState, RegistrationStatus, Tenant, Transport, Trunk,
+    RegistrationAttempt, RegistrationSource, RegistrationState, RegistrationStatus, Tenant,
+    Transport, Trunk,
 };
 use trunkline_core::page::{Direction, Seek, Window};
 use trunkline_core::secret::{ApiKeyHash, DigestHashes};
@@ -22,6 +23,26 @@ use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
 use crate::seal::{Sealed, Sealer};
+
+/// Deletes what the engine wrote about a registration (status, history) inside `tx`.
+async fn forget_engine_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    tenant: &AccountId,
+    id: &str,
+) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
+        "DELETE FROM registration_attempts WHERE tenant_id = $1 AND registration_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -426,6 +447,38 @@ const OUTBOUND_NUMBER_SELECT: &str = "SELECT p.id, p.tenant_id, p.phone_number, 
      WHERE p.registration ";
 
 #[derive(sqlx::FromRow)]
+struct AttemptRow {
+    registration_id: String,
+    tenant_id: String,
+    at: i64,
+    transport: String,
+    remote: Option<String>,
+    request_line: String,
+    code: Option<i64>,
+    phrase: Option<String>,
+    duration_us: i64,
+}
+
+impl AttemptRow {
+    fn into_model(self) -> Result<RegistrationAttempt, StoreError> {
+        Ok(RegistrationAttempt {
+            registration_id: parse_uuid(&self.registration_id)?,
+            tenant: parse_tenant(&self.tenant_id)?,
+            at: Timestamp::from_micros(self.at),
+            transport: Transport::parse(&self.transport).ok_or_else(|| corrupt("transport"))?,
+            remote: self.remote,
+            request_line: self.request_line,
+            code: self
+                .code
+                .map(|c| u16::try_from(c).map_err(|_| corrupt("SIP code")))
+                .transpose()?,
+            phrase: self.phrase,
+            duration_us: u64::try_from(self.duration_us).unwrap_or(0),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 struct TenantRow {
     account_id: String,
     name: String,
@@ -766,14 +819,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        sqlx::query(
-            "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        forget_engine_rows(&mut tx, tenant, &id.to_string()).await?;
         tx.commit().await.map_err(db)?;
         Ok(applied(result.rows_affected()))
     }
@@ -1125,14 +1171,7 @@ impl Store for SqlStore {
         let Some(id) = id else {
             return Ok(WriteOutcome::NotFound);
         };
-        sqlx::query(
-            "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        forget_engine_rows(&mut tx, tenant, &id).await?;
         tx.commit().await.map_err(db)?;
         Ok(WriteOutcome::Applied)
     }
@@ -1393,6 +1432,68 @@ impl Store for SqlStore {
         .map_err(db)?
         .map(|row| self.outbound_from_number(row))
         .transpose()
+    }
+
+    async fn record_attempts(&self, attempts: &[RegistrationAttempt]) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for a in attempts {
+            sqlx::query(
+                "INSERT INTO registration_attempts (registration_id, tenant_id, at, transport, \
+                 remote, request_line, code, phrase, duration_us) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE \
+                 EXISTS (SELECT 1 FROM registrations WHERE tenant_id = $2 AND id = $1) OR \
+                 EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2 AND id = $1)",
+            )
+            .bind(a.registration_id.to_string())
+            .bind(a.tenant.as_str())
+            .bind(a.at.micros())
+            .bind(a.transport.as_str())
+            .bind(&a.remote)
+            .bind(&a.request_line)
+            .bind(a.code.map(i64::from))
+            .bind(&a.phrase)
+            .bind(i64::try_from(a.duration_us).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn registration_attempts(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<RegistrationAttempt>, StoreError> {
+        let rows: Vec<AttemptRow> = sqlx::query_as(
+            "SELECT registration_id, tenant_id, at, transport, remote, request_line, code, phrase, \
+             duration_us FROM registration_attempts WHERE tenant_id = $1 AND registration_id = $2 \
+             ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        rows.into_iter().map(AttemptRow::into_model).collect()
+    }
+
+    async fn prune_attempts(&self, keep: u32) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM registration_attempts WHERE id IN (SELECT id FROM (SELECT id, \
+             ROW_NUMBER() OVER (PARTITION BY registration_id ORDER BY at DESC, id DESC) AS n \
+             FROM registration_attempts) AS ranked WHERE n > $1)",
+        )
+        .bind(i64::from(keep))
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(result.rows_affected())
     }
 
     async fn registering_numbers_of_trunk(

@@ -72,8 +72,61 @@ pub struct RegistrationStatusView {
     remote: Option<String>,
 }
 
+/// One REGISTER transaction (never the Authorization it carried).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    at: String,
+    transport: &'static str,
+    remote: Option<String>,
+    /// `REGISTER sip:example.com SIP/2.0`.
+    request_line: String,
+    /// `null` when nothing came back.
+    code: Option<u16>,
+    phrase: Option<String>,
+    duration_ms: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    /// Newest first, at most 20.
+    items: Vec<AttemptView>,
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(registration_status))
+    OpenApiRouter::new()
+        .routes(routes!(registration_status))
+        .routes(routes!(registration_history))
+}
+
+/// The last REGISTER transactions of a registration, newest first.
+#[utoipa::path(get, path = "/v1/registrations/{id}/history", tag = "trunkline",
+    params(("id" = String, Path)),
+    security(("apiKeyAuth" = []), ("bearerAuth" = []), ("authId" = [], "authToken" = [])),
+    responses((status = 200, body = History), (status = 404)))]
+async fn registration_history(
+    State(state): State<AppState>,
+    caller: Caller<Own>,
+    Path(id): Path<String>,
+) -> Result<Json<History>, Own> {
+    let attempts = state
+        .services
+        .registration_history(&caller.tenant, &id)
+        .await?;
+    Ok(Json(History {
+        items: attempts
+            .into_iter()
+            .map(|a| AttemptView {
+                at: a.at.to_rfc3339(),
+                transport: a.transport.as_str(),
+                remote: a.remote,
+                request_line: a.request_line,
+                code: a.code,
+                phrase: a.phrase,
+                duration_ms: a.duration_us as f64 / 1000.0,
+            })
+            .collect(),
+    }))
 }
 
 /// Live status of a registration: `{id}` is an Ultravox registration id or a Dasha phone

@@ -18,7 +18,7 @@ use uuid::Uuid;
 pub use credentials::{CredentialDraft, CredentialPatch};
 pub use phone_numbers::PhoneNumberDraft;
 pub use registrations::RegistrationDraft;
-pub use status::{RegistrationKind, RegistrationView};
+pub use status::{RegistrationKind, RegistrationView, HISTORY_LENGTH};
 pub use tenants::IssuedKey;
 pub use trunks::TrunkDraft;
 

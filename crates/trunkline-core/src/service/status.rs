@@ -7,7 +7,10 @@ use uuid::Uuid;
 use super::Services;
 use crate::error::ServiceError;
 use crate::ids::AccountId;
-use crate::model::{RegistrationState, RegistrationStatus};
+use crate::model::{RegistrationAttempt, RegistrationState, RegistrationStatus};
+
+/// Attempts shown by the history endpoint (the engine keeps as many).
+pub const HISTORY_LENGTH: u32 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationKind {
@@ -28,6 +31,8 @@ impl RegistrationKind {
 #[derive(Debug, Clone)]
 pub struct RegistrationView {
     pub id: String,
+    /// The id the engine and the status table use (a phone number's internal id).
+    pub key: Uuid,
     pub kind: RegistrationKind,
     /// The state to show: the stored one, `disabled` for a number without registration, else
     /// `pending`.
@@ -45,6 +50,7 @@ impl Services {
             let registration = self.registration(tenant, uuid).await?;
             return Ok(RegistrationView {
                 id: id.to_owned(),
+                key: uuid,
                 kind: RegistrationKind::Ultravox,
                 state: registration
                     .status
@@ -60,10 +66,24 @@ impl Services {
             (None, true) => RegistrationState::Pending,
         };
         Ok(RegistrationView {
+            key: number.id,
             id: number.phone_number,
             kind: RegistrationKind::Dasha,
             state,
             status: number.status,
         })
+    }
+
+    /// The last REGISTER transactions of a registration, newest first.
+    pub async fn registration_history(
+        &self,
+        tenant: &AccountId,
+        id: &str,
+    ) -> Result<Vec<RegistrationAttempt>, ServiceError> {
+        let view = self.registration_view(tenant, id).await?;
+        Ok(self
+            .store
+            .registration_attempts(tenant, view.key, HISTORY_LENGTH)
+            .await?)
     }
 }

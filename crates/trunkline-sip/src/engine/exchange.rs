@@ -11,7 +11,8 @@ use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::SipAddr;
 use secrecy::SecretString;
 use tokio::time::Instant;
-use trunkline_core::model::{FailedBy, RegistrationState, Transport};
+use trunkline_core::model::{FailedBy, RegistrationAttempt, RegistrationState, Transport};
+use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
 use crate::digest::{pick, Credentials, DigestSession};
@@ -23,6 +24,7 @@ use crate::transport::{SipEndpoint, USER_AGENT};
 /// Everything an exchange needs, copied out of the engine's slot.
 pub struct Exchange {
     pub id: Uuid,
+    pub tenant: AccountId,
     pub sip: Arc<SipEndpoint>,
     pub addressing: Addressing,
     /// The Contact to use (unregistering an existing binding); else built from the endpoint.
@@ -39,6 +41,8 @@ pub struct Exchange {
     pub digest: DigestSession,
     /// 0 unregisters.
     pub expires: u32,
+    /// Every REGISTER transaction of this exchange, for the history.
+    pub attempts: Vec<RegistrationAttempt>,
     /// The last challenge came in a 407 (answer with `Proxy-Authorization`).
     pub proxy_auth: bool,
 }
@@ -75,6 +79,7 @@ pub struct ExchangeResult {
     pub elapsed: Duration,
     pub proxy_auth: bool,
     pub values_version: trunkline_core::Timestamp,
+    pub attempts: Vec<RegistrationAttempt>,
 }
 
 impl ExchangeResult {
@@ -141,6 +146,7 @@ impl Exchange {
             elapsed: started.elapsed(),
             proxy_auth: self.proxy_auth,
             values_version: self.values_version,
+            attempts: self.attempts,
         }
     }
 
@@ -236,7 +242,17 @@ impl Exchange {
                     )
                 }
             };
-            let response = match self.send(request, connection.clone(), target.clone()).await {
+            let request_line = register.request_line();
+            let response = match self
+                .send(
+                    request,
+                    request_line,
+                    remote,
+                    connection.clone(),
+                    target.clone(),
+                )
+                .await
+            {
                 Ok(response) => response,
                 Err(outcome) => return outcome,
             };
@@ -314,8 +330,46 @@ impl Exchange {
         }
     }
 
-    /// One client transaction; a final response, or the failure outcome.
+    /// One client transaction, recorded in the history; a final response, or the failure.
     async fn send(
+        &mut self,
+        request: Request,
+        request_line: String,
+        remote: SocketAddr,
+        connection: rsipstack::transport::SipConnection,
+        target: SipAddr,
+    ) -> Result<rsipstack::sip::Response, Outcome> {
+        let at = Timestamp::now();
+        let started = Instant::now();
+        let result = self.transact(request, connection, target).await;
+        let (code, phrase) = match &result {
+            Ok(response) => (
+                Some(response.status_code.code()),
+                Some(
+                    response
+                        .wire_reason
+                        .clone()
+                        .unwrap_or_else(|| response.status_code.text().to_owned()),
+                ),
+            ),
+            Err(Outcome::Failed { code, phrase, .. }) => (*code, phrase.clone()),
+            Err(_) => (None, None),
+        };
+        self.attempts.push(RegistrationAttempt {
+            registration_id: self.id,
+            tenant: self.tenant.clone(),
+            at,
+            transport: self.addressing.transport,
+            remote: Some(remote.to_string()),
+            request_line,
+            code,
+            phrase,
+            duration_us: started.elapsed().as_micros() as u64,
+        });
+        result
+    }
+
+    async fn transact(
         &self,
         request: Request,
         connection: rsipstack::transport::SipConnection,

@@ -1,4 +1,4 @@
-//! Batched status writes: the engine hands over every status change at once; a writer task
+//! Batched status and history writes: the engine hands over every status change at once; a writer task
 //! coalesces them per registration and writes each batch in one transaction, so a wave of
 //! 10,000 registrations is a few dozen database transactions, not 20,000.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use trunkline_core::model::RegistrationStatus;
+use trunkline_core::model::{RegistrationAttempt, RegistrationStatus};
 use trunkline_core::store::Store;
 use trunkline_core::AccountId;
 use uuid::Uuid;
@@ -17,6 +17,7 @@ const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 enum Message {
     Put(AccountId, Uuid, RegistrationStatus),
+    Attempts(Vec<RegistrationAttempt>),
     Close(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -35,6 +36,13 @@ impl StatusWriter {
         let _ = self.sender.send(Message::Put(tenant.clone(), id, status));
     }
 
+    /// Appends REGISTER transactions to the history, in the next batch.
+    pub fn record(&self, attempts: Vec<RegistrationAttempt>) {
+        if !attempts.is_empty() {
+            let _ = self.sender.send(Message::Attempts(attempts));
+        }
+    }
+
     /// Writes what is pending and stops.
     pub async fn close(self) {
         let (done, wait) = tokio::sync::oneshot::channel();
@@ -44,15 +52,34 @@ impl StatusWriter {
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Message>) {
-    let mut pending: HashMap<Uuid, (AccountId, RegistrationStatus)> = HashMap::new();
-    loop {
-        let closing = match receiver.recv().await {
-            Some(Message::Put(tenant, id, status)) => {
-                pending.insert(id, (tenant, status));
+#[derive(Default)]
+struct Pending {
+    statuses: HashMap<Uuid, (AccountId, RegistrationStatus)>,
+    attempts: Vec<RegistrationAttempt>,
+}
+
+impl Pending {
+    /// Takes a message in; the close signal is handed back.
+    fn take(&mut self, message: Message) -> Option<tokio::sync::oneshot::Sender<()>> {
+        match message {
+            Message::Put(tenant, id, status) => {
+                self.statuses.insert(id, (tenant, status));
                 None
             }
-            Some(Message::Close(done)) => Some(done),
+            Message::Attempts(attempts) => {
+                self.attempts.extend(attempts);
+                None
+            }
+            Message::Close(done) => Some(done),
+        }
+    }
+}
+
+async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Message>) {
+    let mut pending = Pending::default();
+    loop {
+        let closing = match receiver.recv().await {
+            Some(message) => pending.take(message),
             None => return,
         };
         if closing.is_none() {
@@ -61,9 +88,9 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedRecei
             tokio::pin!(deadline);
             loop {
                 tokio::select! {
-                    message = receiver.recv() => match message {
-                        Some(Message::Put(tenant, id, status)) => { pending.insert(id, (tenant, status)); }
-                        Some(Message::Close(done)) => { flush(&store, &mut pending).await; let _ = done.send(()); return; }
+                    message = receiver.recv() => match message.map(|m| pending.take(m)) {
+                        Some(None) => {}
+                        Some(Some(done)) => { flush(&store, &mut pending).await; let _ = done.send(()); return; }
                         None => break,
                     },
                     _ = &mut deadline => break,
@@ -78,18 +105,21 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedRecei
     }
 }
 
-async fn flush(
-    store: &Arc<dyn Store>,
-    pending: &mut HashMap<Uuid, (AccountId, RegistrationStatus)>,
-) {
-    if pending.is_empty() {
-        return;
+async fn flush(store: &Arc<dyn Store>, pending: &mut Pending) {
+    if !pending.statuses.is_empty() {
+        let batch: Vec<_> = pending
+            .statuses
+            .drain()
+            .map(|(id, (tenant, status))| (tenant, id, status))
+            .collect();
+        if let Err(err) = store.put_registration_statuses(&batch).await {
+            tracing::error!(error = %err, count = batch.len(), "cannot write registration status");
+        }
     }
-    let batch: Vec<_> = pending
-        .drain()
-        .map(|(id, (tenant, status))| (tenant, id, status))
-        .collect();
-    if let Err(err) = store.put_registration_statuses(&batch).await {
-        tracing::error!(error = %err, count = batch.len(), "cannot write registration status");
+    if !pending.attempts.is_empty() {
+        let attempts = std::mem::take(&mut pending.attempts);
+        if let Err(err) = store.record_attempts(&attempts).await {
+            tracing::error!(error = %err, count = attempts.len(), "cannot write registration history");
+        }
     }
 }

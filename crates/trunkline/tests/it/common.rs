@@ -28,6 +28,9 @@ pub struct Tenant {
 pub struct ServerOptions {
     pub log: String,
     pub env: Vec<(String, String)>,
+    /// Run the SIP engine. Off by default: the control-plane tests must not depend on what
+    /// the engine makes of their made-up SIP servers (`successful` stays `null`).
+    pub engine: bool,
 }
 
 impl Default for ServerOptions {
@@ -35,6 +38,7 @@ impl Default for ServerOptions {
         Self {
             log: "info".to_owned(),
             env: Vec::new(),
+            engine: false,
         }
     }
 }
@@ -61,7 +65,12 @@ impl Server {
 
     pub fn start_with(options: ServerOptions) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        Self::spawn(dir, options.log, options.env)
+        let mut env = vec![(
+            "TRUNKLINE_OUTBOUND_ENABLED".to_owned(),
+            options.engine.to_string(),
+        )];
+        env.extend(options.env);
+        Self::spawn(dir, options.log, env)
     }
 
     fn spawn(data_dir: Arc<TempDir>, log: String, env: Vec<(String, String)>) -> Self {

@@ -302,10 +302,7 @@ fn registration_status_endpoint_states_auth_styles_and_errors() {
 #[test]
 fn engine_status_is_rendered_in_every_dialect() {
     // The rows are written by hand here: no engine may overwrite them.
-    let mut server = Server::start_with(ServerOptions {
-        env: vec![("TRUNKLINE_OUTBOUND_ENABLED".into(), "false".into())],
-        ..ServerOptions::default()
-    });
+    let mut server = Server::start();
     let tenant = server.tenant();
     let ok_id = create_registration(&server, &tenant, "engine-ok");
     let failed_id = create_registration(&server, &tenant, "engine-failed");

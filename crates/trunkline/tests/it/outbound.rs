@@ -110,6 +110,7 @@ fn registers_over_udp_tcp_and_tls_and_reports_it() {
             "TRUNKLINE_SIP_CA_FILE".into(),
             kamailio.ca_cert().display().to_string(),
         )],
+        engine: true,
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
@@ -156,7 +157,10 @@ fn answers_sha256_challenges_with_qop_auth() {
             .qop(true)
             .subscriber("sha-user", "sha-secret-1"),
     );
-    let server = Server::start();
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
     let tenant = server.tenant();
     let id = create_registration(
         &server,
@@ -174,7 +178,10 @@ fn wrong_password_fails_auth_after_one_round_and_does_not_retry() {
             .subscriber("wrong-user", "the-right-one")
             .subscriber("witness", "witness-secret"),
     );
-    let server = Server::start();
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
     let tenant = server.tenant();
     let id = create_registration(
         &server,
@@ -240,6 +247,7 @@ fn interval_too_brief_is_retried_with_min_expires() {
     );
     let server = Server::start_with(ServerOptions {
         env: vec![("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "120".into())],
+        engine: true,
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
@@ -269,6 +277,7 @@ fn service_unavailable_waits_for_retry_after() {
     env.push(("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "60".into()));
     let server = Server::start_with(ServerOptions {
         env,
+        engine: true,
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
@@ -301,6 +310,7 @@ fn nothing_listening_fails_then_registers_when_the_registrar_comes_up() {
     );
     let server = Server::start_with(ServerOptions {
         env: fast_retries(),
+        engine: true,
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
@@ -329,7 +339,10 @@ fn delete_unregisters_and_patch_moves_the_binding() {
             .subscriber("first-aor", "move-secret")
             .subscriber("second-aor", "move-secret"),
     );
-    let server = Server::start();
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
     let tenant = server.tenant();
     let id = create_registration(
         &server,
@@ -389,6 +402,7 @@ fn restart_brings_registrations_back_without_an_api_call() {
             "TRUNKLINE_OUTBOUND_UNREGISTER_ON_SHUTDOWN".into(),
             "true".into(),
         )],
+        engine: true,
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
@@ -415,7 +429,10 @@ fn tcp_connection_lost_with_a_registrar_restart_is_re_registered() {
             .without_udp()
             .subscriber("sticky", "sticky-secret"),
     );
-    let server = Server::start();
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
     let tenant = server.tenant();
     let id = create_registration(
         &server,
@@ -437,7 +454,10 @@ fn tcp_connection_lost_with_a_registrar_restart_is_re_registered() {
 fn dasha_numbers_register_with_the_trunk_credentials() {
     let kamailio =
         Kamailio::start(KamailioOptions::default().subscriber("trunk-auth", "trunk-secret"));
-    let server = Server::start();
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
     let tenant = server.tenant();
     let (code, trunk) = read(
         server
@@ -485,4 +505,80 @@ fn dasha_numbers_register_with_the_trunk_credentials() {
         assert!(Instant::now() < deadline, "{body:#}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn history_and_metrics_show_the_exchange_without_credentials() {
+    let kamailio =
+        Kamailio::start(KamailioOptions::default().subscriber("history-user", "history-secret"));
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "history-user", "password": "history-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    wait_for_status(&server, &tenant, &id, registered);
+    // History is written in batches shortly after the outcome.
+    let deadline = Instant::now() + WAIT;
+    let history = loop {
+        let (code, body) = read(
+            server
+                .client
+                .get(server.url(&format!("/v1/registrations/{id}/history")))
+                .bearer_auth(&tenant.api_key)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(code, 200, "{body}");
+        if body["items"].as_array().map_or(0, Vec::len) >= 2 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let items = history["items"].as_array().unwrap();
+    // Newest first: the answer (200) after the challenge (401).
+    assert_eq!(items[0]["code"], 200);
+    assert_eq!(items[1]["code"], 401);
+    assert_eq!(items[1]["phrase"], "Unauthorized");
+    let request_line = format!("REGISTER sip:{} SIP/2.0", kamailio.addr(Transport::Udp));
+    for item in items {
+        assert_eq!(item["requestLine"], request_line.as_str());
+        assert_eq!(item["transport"], "udp");
+        assert_eq!(item["remote"], kamailio.addr(Transport::Udp).to_string());
+        assert!(item["durationMs"].as_f64().unwrap() >= 0.0);
+    }
+    let text = history.to_string();
+    for secret in ["history-secret", "response=", "Digest", "nonce"] {
+        assert!(!text.contains(secret), "history leaks {secret:?}: {text}");
+    }
+    let (code, _) = read(
+        server
+            .client
+            .get(server.url("/v1/registrations/00000000-0000-0000-0000-000000000000/history"))
+            .bearer_auth(&tenant.api_key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 404);
+
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("trunkline_register_responses_total{code=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("trunkline_register_duration_seconds"),
+        "{metrics}"
+    );
 }
