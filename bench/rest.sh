@@ -4,6 +4,7 @@
 #
 #   bench/rest.sh                 # from the repository root, as root (or with sudo for apt-get)
 #   ROUNDS=1 DURATION=20 bench/rest.sh
+#   ONLY="list-max create-max" ROUNDS=5 bench/rest.sh     # a subset of the scenarios below
 #
 # Needs: cargo, curl, and (installed here if missing) wrk, jq and sqlite3 from apt-get, oha from
 # crates.io (`cargo install oha --locked --no-default-features --features native-tls`, which
@@ -261,6 +262,7 @@ LUA
 printf 'scenario\tround\tside\trps\tp50_ms\tp99_ms\trequests\tnon2xx\terrors\tserver_us_per_req\tsteal_pct\tother_cores/load1\n' >"$OUT/results.tsv"
 SCENARIOS=(list-max "list-q$LIST_RATE" create-max)
 for rate in $CREATE_RATES; do SCENARIOS+=("create-q$rate"); done
+[ -z "${ONLY:-}" ] || read -r -a SCENARIOS <<<"$ONLY"
 for round in $(seq "$ROUNDS"); do
     for scenario in "${SCENARIOS[@]}"; do
         if [ $((round % 2)) -eq 1 ]; then order=(trunkline ceiling); else order=(ceiling trunkline); fi

@@ -134,8 +134,9 @@ struct Bound {
     addressing: Addressing,
     contact: String,
     expires_at: Instant,
-    /// Where the binding was made (the connection to watch over TCP/TLS).
+    /// Where and how the binding was made (the connection to watch over TCP/TLS).
     remote: Option<SocketAddr>,
+    transport: Transport,
     /// The values the binding was made with: an unregister must authenticate as they did.
     made_with: OutboundRegistration,
 }
@@ -411,17 +412,17 @@ impl Core {
 
     /// A TCP/TLS connection closed: the registrations bound over it re-register at once.
     fn connection_closed(&mut self, remote: SocketAddr) {
-        let affected: Vec<Uuid> = self
-            .slots
-            .iter()
-            .filter(|(_, slot)| {
-                !slot.in_flight
-                    && slot.bound.as_ref().is_some_and(|b| {
-                        b.remote == Some(remote) && b.addressing.transport != Transport::Udp
-                    })
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let affected: Vec<Uuid> =
+            self.slots
+                .iter()
+                .filter(|(_, slot)| {
+                    !slot.in_flight
+                        && slot.bound.as_ref().is_some_and(|b| {
+                            b.remote == Some(remote) && b.transport != Transport::Udp
+                        })
+                })
+                .map(|(id, _)| *id)
+                .collect();
         if !affected.is_empty() {
             tracing::info!(%remote, count = affected.len(), "connection to registrar closed; re-registering");
         }
@@ -456,8 +457,8 @@ impl Core {
             .slots
             .values()
             .filter_map(|slot| slot.bound.as_ref())
-            .filter(|b| b.expires_at > now && b.addressing.transport != Transport::Udp)
-            .filter_map(|b| Some((b.addressing.transport, b.remote?)))
+            .filter(|b| b.expires_at > now && b.transport != Transport::Udp)
+            .filter_map(|b| Some((b.transport, b.remote?)))
             .collect();
         for (transport, remote) in targets {
             let sip = self.sip.clone();
@@ -594,6 +595,7 @@ impl Core {
                     contact,
                     expires_at: now + Duration::from_secs(u64::from(granted)),
                     remote: result.remote,
+                    transport: result.transport,
                     made_with,
                 });
                 let delay = policy::refresh_delay(granted, &mut rng);

@@ -1,8 +1,11 @@
 //! Addressing of one registration: the Request-URI and address of record from the registrar,
 //! and where (and over which transport) the request physically goes — the registrar itself,
-//! an outbound proxy, or a Dasha trunk's server.
+//! an outbound proxy, or a Dasha trunk's server — resolved per RFC 3263 (SRV `_sip._udp`,
+//! `_sip._tcp`, `_sips._tcp`, then A/AAAA) into an ordered list of targets to try.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use rsipstack::resolver::SipResolver;
 
 use trunkline_core::model::{OutboundRegistration, Transport};
 use trunkline_core::sip_uri::{Host, SipTarget};
@@ -14,10 +17,24 @@ pub struct Addressing {
     pub request_uri: String,
     /// `sip:user@registrar-host` (or `sips:`), the To and From URI.
     pub aor: String,
+    /// The transport when the addresses or the trunk name one; else what an IP next hop or
+    /// a failed SRV lookup falls back to (UDP, or TLS for `sips:`).
     pub transport: Transport,
-    /// Host and port the request is sent to (resolved later).
+    /// Whether `transport` was named (else SRV may choose among UDP and TCP).
+    pub transport_named: bool,
+    /// `sips:` somewhere: TLS only.
+    pub secure: bool,
+    /// Host and port the request is sent to (resolved per attempt).
     pub next_hop_host: Host,
-    pub next_hop_port: u16,
+    /// `None`: not given, so SRV applies (RFC 3263 §4.2).
+    pub next_hop_port: Option<u16>,
+}
+
+/// One place to send a REGISTER, in the order to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub transport: Transport,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,49 +58,88 @@ impl Addressing {
             })?,
             None => registrar.clone(),
         };
-        let transport = next_hop
+        let secure = next_hop.secure || registrar.secure;
+        let named = next_hop
             .transport
             .or(registrar.transport)
             .or(registration.transport)
-            .unwrap_or(if next_hop.secure || registrar.secure {
-                Transport::Tls
-            } else {
-                Transport::Udp
-            });
+            .or(secure.then_some(Transport::Tls));
+        let transport = named.unwrap_or(Transport::Udp);
         let scheme = if registrar.secure { "sips" } else { "sip" };
         let registrar_hostport = match registrar.port {
             Some(port) => format!("{}:{port}", registrar.host),
             None => registrar.host.to_string(),
         };
-        let default_port = if transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        };
         Ok(Self {
             request_uri: format!("{scheme}:{registrar_hostport}"),
             aor: format!("{scheme}:{}@{}", registration.aor_user, registrar.host),
             transport,
-            next_hop_port: next_hop.port.unwrap_or(default_port),
+            transport_named: named.is_some(),
+            secure,
+            next_hop_port: next_hop.port,
             next_hop_host: next_hop.host,
         })
     }
 
-    /// The next hop as a socket address, resolving a host name (A/AAAA).
-    pub async fn resolve(&self) -> std::io::Result<SocketAddr> {
-        match &self.next_hop_host {
-            Host::V4(ip) => Ok(SocketAddr::from((*ip, self.next_hop_port))),
-            Host::V6(ip) => Ok(SocketAddr::from((*ip, self.next_hop_port))),
-            Host::Domain(name) => tokio::net::lookup_host((name.as_str(), self.next_hop_port))
-                .await?
-                .next()
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("{name} has no address"),
-                    )
-                }),
+    /// The targets to try, in order (RFC 3263: an IP or an explicit port skips SRV).
+    pub async fn resolve(&self, resolver: &SipResolver) -> Result<Vec<Target>, String> {
+        let default_port = if self.transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
+        let ip = match &self.next_hop_host {
+            Host::V4(ip) => Some(IpAddr::V4(*ip)),
+            Host::V6(ip) => Some(IpAddr::V6(*ip)),
+            Host::Domain(_) => None,
+        };
+        if let Some(ip) = ip {
+            return Ok(vec![Target {
+                addr: SocketAddr::new(ip, self.next_hop_port.unwrap_or(default_port)),
+                transport: self.transport,
+            }]);
         }
+        let Host::Domain(name) = &self.next_hop_host else {
+            unreachable!("IP hosts returned above")
+        };
+        let found = resolver
+            .lookup(
+                &rsipstack::sip::Domain(name.clone()),
+                self.next_hop_port.map(rsipstack::sip::transport::Port),
+                self.transport_named.then(|| to_rsip(self.transport)),
+                self.secure,
+            )
+            .await?;
+        let targets: Vec<Target> = found
+            .into_iter()
+            .filter_map(|t| {
+                Some(Target {
+                    addr: t.addr,
+                    transport: from_rsip(t.transport)?,
+                })
+            })
+            .collect();
+        if targets.is_empty() {
+            return Err(format!("{name} has no usable address"));
+        }
+        Ok(targets)
+    }
+}
+
+pub fn to_rsip(transport: Transport) -> rsipstack::sip::Transport {
+    match transport {
+        Transport::Udp => rsipstack::sip::Transport::Udp,
+        Transport::Tcp => rsipstack::sip::Transport::Tcp,
+        Transport::Tls => rsipstack::sip::Transport::Tls,
+    }
+}
+
+fn from_rsip(transport: rsipstack::sip::Transport) -> Option<Transport> {
+    match transport {
+        rsipstack::sip::Transport::Udp => Some(Transport::Udp),
+        rsipstack::sip::Transport::Tcp => Some(Transport::Tcp),
+        rsipstack::sip::Transport::Tls => Some(Transport::Tls),
+        _ => None,
     }
 }
 
@@ -118,7 +174,8 @@ mod tests {
         assert_eq!(a.request_uri, "sip:sip.example.com:5080");
         assert_eq!(a.aor, "sip:alice@sip.example.com");
         assert_eq!(a.transport, Transport::Udp);
-        assert_eq!(a.next_hop_port, 5080);
+        assert!(!a.transport_named);
+        assert_eq!(a.next_hop_port, Some(5080));
     }
 
     #[test]
@@ -132,7 +189,7 @@ mod tests {
         assert_eq!(a.request_uri, "sip:trunk.com");
         assert_eq!(a.transport, Transport::Tcp);
         assert_eq!(a.next_hop_host, Host::V4("10.0.0.1".parse().unwrap()));
-        assert_eq!(a.next_hop_port, 5070);
+        assert_eq!(a.next_hop_port, Some(5070));
     }
 
     #[test]
@@ -140,9 +197,24 @@ mod tests {
         let a = Addressing::of(&registration("sip:pbx;transport=tcp", None, None)).unwrap();
         assert_eq!(a.transport, Transport::Tcp);
         let a = Addressing::of(&registration("pbx", Some("pbx"), Some(Transport::Tls))).unwrap();
-        assert_eq!((a.transport, a.next_hop_port), (Transport::Tls, 5061));
+        assert_eq!((a.transport, a.next_hop_port), (Transport::Tls, None));
         let a = Addressing::of(&registration("sips:pbx", None, None)).unwrap();
         assert_eq!(a.request_uri, "sips:pbx");
         assert_eq!(a.transport, Transport::Tls);
+        assert!(a.secure && a.transport_named);
+    }
+
+    #[tokio::test]
+    async fn ip_next_hops_need_no_lookup_and_get_the_default_port() {
+        let resolver = SipResolver::with_nameservers(vec![]);
+        let a = Addressing::of(&registration("sip:10.0.0.1;transport=tls", None, None)).unwrap();
+        let targets = a.resolve(&resolver).await.unwrap();
+        assert_eq!(
+            targets,
+            vec![Target {
+                addr: "10.0.0.1:5061".parse().unwrap(),
+                transport: Transport::Tls
+            }]
+        );
     }
 }

@@ -47,6 +47,8 @@ pub struct TransportSettings {
     pub ca_file: Option<PathBuf>,
     /// `host:port` to put in Contact and Via instead of the bound address.
     pub public_addr: Option<String>,
+    /// DNS servers for SRV/A/AAAA lookups; empty: the system's.
+    pub dns_servers: Vec<std::net::IpAddr>,
 }
 
 /// The running endpoint and the addresses it is reachable at.
@@ -55,6 +57,8 @@ pub struct SipEndpoint {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub tls: Option<SocketAddr>,
+    /// RFC 3263 resolver (SRV, then A/AAAA).
+    pub resolver: rsipstack::resolver::SipResolver,
     public_addr: Option<String>,
     cancel: CancellationToken,
 }
@@ -149,6 +153,11 @@ impl SipEndpoint {
                 udp: udp_addr,
                 tcp: tcp_addr,
                 tls: tls_addr,
+                resolver: if settings.dns_servers.is_empty() {
+                    rsipstack::resolver::SipResolver::new()
+                } else {
+                    rsipstack::resolver::SipResolver::with_nameservers(settings.dns_servers.clone())
+                },
                 public_addr: settings.public_addr.clone(),
                 cancel,
             },

@@ -78,6 +78,8 @@ pub struct SipConfig {
     pub domain: String,
     pub nonce_secret: Option<SecretString>,
     pub nonce_lifetime_secs: u64,
+    /// Comma-separated DNS server addresses for SRV/A/AAAA; unset: the system's.
+    pub dns_servers: Option<String>,
     pub challenge_algorithms: String,
 }
 
@@ -93,6 +95,7 @@ impl Default for SipConfig {
             domain: "sip.localhost".to_owned(),
             nonce_secret: None,
             nonce_lifetime_secs: 300,
+            dns_servers: None,
             challenge_algorithms: "SHA-256,MD5".to_owned(),
         }
     }
@@ -224,10 +227,20 @@ impl Config {
         figment.extract().map_err(Box::new)
     }
 
-    /// Settings of the SIP engine.
-    pub fn engine_settings(&self) -> trunkline_sip::EngineSettings {
+    /// Settings of the SIP engine; an unparsable `sip.dns_servers` is an error naming it.
+    pub fn engine_settings(&self) -> Result<trunkline_sip::EngineSettings, String> {
         use std::time::Duration;
-        trunkline_sip::EngineSettings {
+        let dns_servers = match &self.sip.dns_servers {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|item| item.trim().parse::<std::net::IpAddr>())
+                .collect::<Result<_, _>>()
+                .map_err(|err| {
+                    format!("sip.dns_servers: {err} (expected IP addresses separated by commas)")
+                })?,
+        };
+        Ok(trunkline_sip::EngineSettings {
             transport: trunkline_sip::transport::TransportSettings {
                 listen: self.sip.listen,
                 tls_listen: self.sip.tls_listen,
@@ -235,6 +248,7 @@ impl Config {
                 tls_key: self.sip.tls_key.clone(),
                 ca_file: self.sip.ca_file.clone(),
                 public_addr: self.sip.public_addr.clone(),
+                dns_servers,
             },
             ramp_per_sec: self.outbound.ramp_per_sec,
             unregister_on_shutdown: self.outbound.unregister_on_shutdown,
@@ -243,7 +257,7 @@ impl Config {
             backoff_base: Duration::from_secs(self.outbound.backoff_base_secs),
             backoff_cap: Duration::from_secs(self.outbound.backoff_cap_secs),
             requested_expires: self.outbound.expires_secs,
-        }
+        })
     }
 
     /// `database_url`, defaulting to the SQLite file in the data directory.

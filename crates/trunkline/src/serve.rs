@@ -41,7 +41,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
 
     let engine = if config.outbound.enabled {
-        let engine = Engine::start(config.engine_settings(), store.clone(), engine_events)
+        let settings = config.engine_settings().map_err(anyhow::Error::msg)?;
+        let engine = Engine::start(settings, store.clone(), engine_events)
             .await
             .context("cannot start the SIP engine")?;
         eprintln!("sip listening on {}", engine.endpoint().udp);

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::digest::{pick, Credentials, DigestSession};
 use crate::message::{Register, Reply};
 use crate::policy::{classify, Verdict, ATTEMPT_TIMEOUT};
-use crate::target::Addressing;
+use crate::target::{to_rsip, Addressing, Target};
 use crate::transport::{SipEndpoint, USER_AGENT};
 
 /// Everything an exchange needs, copied out of the engine's slot.
@@ -117,16 +117,28 @@ impl Exchange {
     pub async fn run(mut self) -> ExchangeResult {
         let started = Instant::now();
         let was_unregister = self.expires == 0;
-        let transport = self.addressing.transport;
-        let (remote, outcome) = match self.addressing.resolve().await {
-            Err(err) => (
-                None,
-                local_failure(
-                    RegistrationState::FailedTransport,
-                    format!("cannot resolve next hop: {err}"),
-                ),
+        let mut transport = self.addressing.transport;
+        let mut remote = None;
+        let outcome = match self.addressing.resolve(&self.sip.resolver).await {
+            Err(err) => local_failure(
+                RegistrationState::FailedTransport,
+                format!("cannot resolve next hop: {err}"),
             ),
-            Ok(remote) => (Some(remote), self.talk(remote).await),
+            Ok(targets) => {
+                // RFC 3263 §4.3: on a timeout, a transport error or a 503, try the next target.
+                let mut outcome = None;
+                for (index, target) in targets.iter().enumerate() {
+                    transport = target.transport;
+                    remote = Some(target.addr);
+                    let result = self.talk(*target).await;
+                    if index + 1 == targets.len() || !worth_next_target(&result) {
+                        outcome = Some(result);
+                        break;
+                    }
+                    tracing::debug!(id = %self.id, target = %target.addr, "trying the next target");
+                }
+                outcome.expect("resolve returns at least one target")
+            }
         };
         if let Outcome::Failed {
             state, ref phrase, ..
@@ -150,8 +162,9 @@ impl Exchange {
         }
     }
 
-    async fn talk(&mut self, remote: SocketAddr) -> Outcome {
-        let transport = self.addressing.transport;
+    async fn talk(&mut self, next_hop: Target) -> Outcome {
+        let transport = next_hop.transport;
+        let remote = next_hop.addr;
         let target = SipAddr {
             r#type: Some(to_rsip(transport)),
             addr: remote.into(),
@@ -438,10 +451,22 @@ fn is_local(response: &rsipstack::sip::Response) -> bool {
     })
 }
 
-fn to_rsip(transport: Transport) -> rsipstack::sip::Transport {
-    match transport {
-        Transport::Udp => rsipstack::sip::Transport::Udp,
-        Transport::Tcp => rsipstack::sip::Transport::Tcp,
-        Transport::Tls => rsipstack::sip::Transport::Tls,
+/// Whether an outcome lets the next DNS target be tried: nothing came back, or 503.
+fn worth_next_target(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Failed {
+            failed_by: FailedBy::Local,
+            state,
+            ..
+        } => {
+            matches!(
+                state,
+                RegistrationState::FailedTimeout | RegistrationState::FailedTransport
+            )
+        }
+        Outcome::Failed {
+            code: Some(503), ..
+        } => true,
+        _ => false,
     }
 }

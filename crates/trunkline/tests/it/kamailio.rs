@@ -24,6 +24,13 @@
 //! Users are keyed by the To-URI user (`$tU`, the address of record): the first REGISTER of an
 //! exchange carries no credentials, so it has no authentication user yet.
 //!
+//! The log is read by a thread, a moment behind Kamailio, and the script logs a reply just
+//! after sending it: a client may hold its answer before the harness has seen the line. Assert
+//! on counts and replies through the `wait_*` methods ([`Kamailio::wait_for_answered`],
+//! [`Kamailio::wait_for_reply`], [`Kamailio::wait_for_registers`]), not right after a client
+//! returns with [`Kamailio::registers`]/[`Kamailio::count`]. Everything here is blocking:
+//! from async code, call it through `spawn_blocking` or keep the test synchronous.
+//!
 //! Needs the Debian packages kamailio, kamailio-sqlite-modules, kamailio-tls-modules, sqlite3
 //! and openssl (`scripts/test` installs them).
 

@@ -582,3 +582,114 @@ fn history_and_metrics_show_the_exchange_without_credentials() {
         "{metrics}"
     );
 }
+
+/// dnsmasq serving SRV and A records on 127.0.0.77:53 for the lifetime of the value.
+struct Dns {
+    child: std::process::Child,
+}
+
+impl Dns {
+    const ADDRESS: &'static str = "127.0.0.77";
+
+    fn start(records: &[String]) -> Self {
+        let mut command = std::process::Command::new("dnsmasq");
+        command.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--log-queries",
+            "--log-facility=-",
+            "--port=53",
+            &format!("--listen-address={}", Self::ADDRESS),
+            "--interface=lo",
+        ]);
+        command.args(records);
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("dnsmasq (Debian dnsmasq-base)");
+        // dnsmasq logs "started" once its sockets are bound.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            let line = rx.recv_timeout(WAIT).expect("dnsmasq did not start");
+            if line.contains("started") {
+                break;
+            }
+            assert!(!line.contains("failed"), "dnsmasq: {line}");
+        }
+        Self { child }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn srv_records_are_followed_and_a_dead_target_is_skipped() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .tcp()
+            .without_udp()
+            .subscriber("srv-user", "srv-secret"),
+    );
+    let dead = crate::kamailio::free_tcp_port();
+    let _dns = Dns::start(&[
+        // Priority 10 (tried first): nothing listens there. Priority 20: Kamailio.
+        format!("--srv-host=_sip._tcp.registrar.test,dead.registrar.test,{dead},10,0"),
+        format!(
+            "--srv-host=_sip._tcp.registrar.test,live.registrar.test,{},20,0",
+            kamailio.port(Transport::Tcp)
+        ),
+        "--host-record=dead.registrar.test,127.0.0.1".to_owned(),
+        "--host-record=live.registrar.test,127.0.0.1".to_owned(),
+    ]);
+    let server = Server::start_with(ServerOptions {
+        env: vec![("TRUNKLINE_SIP_DNS_SERVERS".into(), Dns::ADDRESS.into())],
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "srv-user", "password": "srv-secret", "proxy": "sip:registrar.test;transport=tcp"}),
+    );
+    let binding = kamailio.wait_for_binding("srv-user", |_| true, WAIT);
+    assert_eq!(binding.transport, Transport::Tcp);
+    let status = wait_for_status(&server, &tenant, &id, registered);
+    assert_eq!(status["remote"], kamailio.addr(Transport::Tcp).to_string());
+    // The Request-URI keeps the domain, not the address it resolved to.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, history) = read(
+            server
+                .client
+                .get(server.url(&format!("/v1/registrations/{id}/history")))
+                .header("X-API-Key", &tenant.api_key)
+                .send()
+                .unwrap(),
+        );
+        if let Some(first) = history["items"].as_array().and_then(|items| items.first()) {
+            assert_eq!(first["requestLine"], "REGISTER sip:registrar.test SIP/2.0");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no history: {history}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,658 @@
+#!/usr/bin/env bash
+# Outbound registration benchmark: trunkline's registration engine (crates/trunkline-sip) against
+# Kamailio's own `uac` module, both keeping the same accounts registered with one Kamailio
+# registrar, in one run.
+#
+#   bench/register.sh                       # from the repository root, as root (or with sudo)
+#   SIDES="A B" bench/register.sh           # skip side C (100,000 registrations)
+#   N=2000 WINDOW=60 IDLE_SECS=20 SIDES="A B" RAMPS=2000 bench/register.sh    # a quick check
+#
+# Needs: cargo, curl, awk, ps, and (installed here with apt-get if missing) the Debian 12
+# packages kamailio, kamailio-sqlite-modules and sqlite3. Takes about 25 minutes after the
+# release build with side C, about 17 without (dominated by the 3-minute refresh windows).
+#
+# What it measures (see /work/shared/bench-anchors.md for why each setting is what it is):
+#   registrar  ONE Kamailio 5.6 (auth_db + usrloc db_mode 1 on SQLite in WAL mode, one UDP
+#              worker, MD5 challenges with qop=auth, default/max/min expires $EXPIRES) holding
+#              $N subscribers, shared by the sides in turn and restarted with an empty `location`
+#              table before each. It counts retransmitted REGISTERs (same Call-ID and CSeq seen
+#              within 40 s, in an htable; counted, then processed like any request, as a stateless
+#              registrar does) in the statistic script:bench_retransmissions; no per-request xlog.
+#   side A     a second Kamailio with the `uac` module (tm, sl, rr, pv, db_sqlite, ctl, kex), its
+#              `uacreg` table holding the same $N accounts (expires $EXPIRES), tuned as the
+#              anchors say: -M 64 -m 256, reg_timer_interval 10, reg_retry_interval 10,
+#              reg_hash_size 12, reg_keep_callid 1, children=1.
+#   side B     trunkline (`serve`, TRUNKLINE_OUTBOUND_EXPIRES_SECS=$EXPIRES, TRUNKLINE_LOG=warn),
+#              once per ramp in $RAMPS (TRUNKLINE_OUTBOUND_RAMP_PER_SEC; 2000 is meant to be high
+#              enough not to be the limit, 200 is the default). Its $N registrations are created
+#              beforehand through the real API (POST /api/sip/registrations, Ultravox dialect,
+#              proxy=127.0.0.1:$REG_PORT) with the engine off, into a seed that every run copies.
+#   side C     trunkline alone with $N_C registrations against a registrar with $N_C subscribers
+#              (ramp $RAMP_C), for how cost grows: RSS per registration and CPU per refresh.
+#   For each side, from the client's launch: wall time until the registrar's `location` table
+#   holds every binding (sqlite3 COUNT(*) every 0.5 s); CPU seconds (utime+stime from
+#   /proc/PID/stat, summed over the process and all its descendants) for that initial wave and
+#   for the following $WINDOW s of refreshes; RSS and PSS (smaps_rollup, summed over all
+#   processes) at the end, minus the same for an idle instance (empty uacreg / zero
+#   registrations, measured for $IDLE_SECS s, whose CPU rate is also subtracted); REGISTER
+#   requests received and 200s sent by the registrar (its core/registrar statistics, via kamcmd),
+#   retransmissions, the live bindings every 10 s of the window, the registrar's own CPU, and
+#   hypervisor steal plus other processes' CPU from /proc/stat (the machine is shared).
+# Outputs go to bench/out/register-<UTC timestamp>/: results.md (tables), results.tsv (one row per
+# run), machine.txt, and per side its configs, logs, statistics snapshots and timeline.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+SIDES=${SIDES:-"A B C"}
+N=${N:-10000}                       # registrations, sides A and B
+N_C=${N_C:-100000}                  # registrations, side C
+EXPIRES=${EXPIRES:-60}              # asked for by both clients; the registrar's min/default/max
+WINDOW=${WINDOW:-180}               # seconds of refreshes measured after the initial wave
+WINDOW_C=${WINDOW_C:-120}
+RAMPS=${RAMPS:-"2000 200"}          # trunkline outbound.ramp_per_sec, one side-B run each
+RAMP_C=${RAMP_C:-2000}
+IDLE_SECS=${IDLE_SECS:-60}          # idle baselines (CPU rate, RSS/PSS)
+WAVE_TIMEOUT=${WAVE_TIMEOUT:-600}   # give up waiting for all bindings after this (then measure anyway)
+WAVE_TIMEOUT_C=${WAVE_TIMEOUT_C:-900}
+REG_PORT=${REG_PORT:-15060}         # registrar, UDP
+UAC_PORT=${UAC_PORT:-15062}         # Kamailio uac, UDP
+T_SIP_PORT=${T_SIP_PORT:-15064}     # trunkline SIP (UDP and TCP)
+T_HTTP_PORT=${T_HTTP_PORT:-18280}   # trunkline HTTP API
+REALM=bench.test
+OUT=${OUT:-$HERE/out/register-$(date -u +%Y%m%dT%H%M%SZ)}
+CLK_TCK=$(getconf CLK_TCK)
+PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }   # calc FORMAT EXPRESSION
+
+# --- tools ----------------------------------------------------------------------------------------
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+missing=()
+command -v kamailio >/dev/null || missing+=(kamailio)
+[ -e /usr/share/kamailio/db_sqlite/usrloc-create.sql ] || missing+=(kamailio-sqlite-modules)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v curl >/dev/null || missing+=(curl)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+KAMAILIO=$(command -v kamailio)
+KAMCMD=$(command -v kamcmd)
+SCHEMA=/usr/share/kamailio/db_sqlite
+for port in "$REG_PORT" "$UAC_PORT" "$T_SIP_PORT" "$T_HTTP_PORT"; do
+    ! ss -Hlnu "sport = :$port" | grep -q . || die "UDP port $port is in use (set REG_PORT/UAC_PORT/T_SIP_PORT)"
+    ! ss -Hlnt "sport = :$port" | grep -q . || die "TCP port $port is in use (set T_HTTP_PORT/T_SIP_PORT)"
+done
+
+mkdir -p "$OUT"
+log "building (release)"
+(cd "$ROOT" && cargo build --release -p trunkline)
+TRUNKLINE=$ROOT/target/release/trunkline
+
+# --- processes ------------------------------------------------------------------------------------
+REG_PID=""      # the registrar Kamailio
+CLIENT_PID=""   # the registering process (uac Kamailio or trunkline)
+CLIENT_KIND=""  # kamailio | trunkline
+
+# family PID: the process and all its descendants.
+family() {
+    local pids=("$1") i=0 p
+    while [ $i -lt ${#pids[@]} ]; do
+        for p in $(ps -o pid= --ppid "${pids[$i]}" 2>/dev/null || true); do pids+=("$p"); done
+        i=$((i + 1))
+    done
+    echo "${pids[@]}"
+}
+
+# stop_pid PID: SIGTERM, wait for the process and its descendants (15 s), then SIGKILL them.
+stop_pid() {
+    local pid=$1 fam i
+    [ -n "$pid" ] || return 0
+    fam=$(family "$pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 150); do
+        local alive=0 p
+        for p in $fam; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive -eq 0 ] && break
+        sleep 0.1
+    done
+    for p in $fam; do kill -KILL "$p" 2>/dev/null || true; done
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    stop_pid "$CLIENT_PID"
+    stop_pid "$REG_PID"
+}
+trap cleanup EXIT
+
+# --- measurements ---------------------------------------------------------------------------------
+# cpu_ticks PID: utime+stime of the process and all its descendants, in clock ticks.
+cpu_ticks() {
+    local p
+    for p in $(family "$1"); do cat "/proc/$p/stat" 2>/dev/null || true; done |
+        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+# mem_kb PID: "RSS PSS" in KiB, summed over the process and all its descendants.
+mem_kb() {
+    local p
+    for p in $(family "$1"); do cat "/proc/$p/smaps_rollup" 2>/dev/null || true; done |
+        awk '$1 == "Rss:" { r += $2 } $1 == "Pss:" { s += $2 } END { print r + 0, s + 0 }'
+}
+# /proc/stat "cpu" line: total ticks, busy ticks (user nice system irq softirq), steal ticks.
+sys_cpu() {
+    awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $2+$3+$4+$7+$8, $9 }' /proc/stat
+}
+# stat_of FILE NAME: a value from a `kamcmd stats.get_statistics all` dump (0 if absent).
+stat_of() { awk -v k="$2" '$1 == k { v = $3 } END { print v + 0 }' "$1"; }
+# metric_of FILE LABEL: trunkline_register_responses_total{code="LABEL"} from a /metrics scrape.
+metric_of() {
+    awk -v want="code=\"$2\"" 'index($0, "trunkline_register_responses_total{") == 1 && index($0, want) { v += $NF }
+        END { print v + 0 }' "$1"
+}
+metric_total() {
+    awk 'index($0, "trunkline_register_responses_total{") == 1 { v += $NF } END { print v + 0 }' "$1"
+}
+
+# sip_ping PORT: an OPTIONS over UDP answered with 200 within 1 s.
+sip_ping() {
+    local port=$1 reply="" n=$RANDOM
+    exec 3<>"/dev/udp/127.0.0.1/$port" || return 1
+    printf 'OPTIONS sip:127.0.0.1:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-ping-%s\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.1>;tag=p%s\r\nTo: <sip:127.0.0.1:%s>\r\nCall-ID: ping-%s@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' \
+        "$port" "$n" "$n" "$port" "$n" >&3 2>/dev/null || true
+    read -r -t 1 reply <&3 || true
+    exec 3<&-
+    [[ $reply == "SIP/2.0 200"* ]]
+}
+
+# --- the registrar --------------------------------------------------------------------------------
+REG_DIR=$OUT/registrar
+REG_DB=$REG_DIR/kamailio.db
+REG_SOCK=$REG_DIR/ctl.sock
+
+# registrar_prepare USERS: a fresh database (WAL) with USERS subscribers, and the configuration.
+registrar_prepare() {
+    local users=$1
+    stop_pid "$REG_PID"; REG_PID=""
+    mkdir -p "$REG_DIR"
+    rm -f "$REG_DB" "$REG_DB-wal" "$REG_DB-shm"
+    {
+        echo "PRAGMA journal_mode=WAL;"
+        cat "$SCHEMA/standard-create.sql" "$SCHEMA/auth_db-create.sql" "$SCHEMA/usrloc-create.sql"
+        echo "BEGIN;"
+        awk -v n="$users" -v realm="$REALM" -v q="'" 'BEGIN { for (i = 1; i <= n; i++)
+            printf "INSERT INTO subscriber (username, domain, password) VALUES (%sbu%06d%s, %s%s%s, %spw-%06d%s);\n",
+                q, i, q, q, realm, q, q, i, q }'
+        echo "COMMIT;"
+    } | sqlite3 -bail "$REG_DB" | grep -qx wal || die "registrar database: not in WAL mode"
+    [ "$(sqlite3 "$REG_DB" 'SELECT COUNT(*) FROM subscriber')" = "$users" ] || die "registrar: subscriber count"
+    cat >"$REG_DIR/kamailio.cfg" <<EOF
+#!KAMAILIO
+# Registrar for bench/register.sh: auth_db + usrloc db_mode 1 (write-through) on SQLite (WAL).
+debug=0
+log_stderror=yes
+children=1
+tcp_children=1
+disable_tcp=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+sip_warning=no
+listen=udp:127.0.0.1:$REG_PORT
+
+loadmodule "kex.so"
+loadmodule "ctl.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "htable.so"
+loadmodule "statistics.so"
+loadmodule "db_sqlite.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+
+modparam("ctl", "binrpc", "unix:$REG_SOCK")
+modparam("htable", "htable", "seen=>size=17;autoexpire=40;")
+modparam("statistics", "variable", "bench_retransmissions")
+modparam("usrloc", "db_url", "sqlite://$REG_DB")
+modparam("usrloc", "db_mode", 1)
+modparam("usrloc", "use_domain", 0)
+modparam("registrar", "default_expires", $EXPIRES)
+modparam("registrar", "min_expires", $EXPIRES)
+modparam("registrar", "max_expires", $EXPIRES)
+modparam("auth_db", "db_url", "sqlite://$REG_DB")
+modparam("auth_db", "use_domain", 0)
+modparam("auth_db", "calculate_ha1", 1)
+modparam("auth_db", "password_column", "password")
+modparam("auth", "algorithm", "MD5")
+modparam("auth", "qop", "auth")
+modparam("auth", "nonce_expire", 300)
+
+request_route {
+    if (is_method("OPTIONS")) {
+        sl_send_reply("200", "OK");
+        exit;
+    }
+    if (!is_method("REGISTER")) {
+        sl_send_reply("405", "Method Not Allowed");
+        exit;
+    }
+    # A retransmission repeats Call-ID and CSeq; every new request of a client increments CSeq.
+    \$var(key) = \$ci + "/" + \$cs;
+    if (\$sht(seen=>\$var(key)) != \$null) {
+        update_stat("bench_retransmissions", "+1");
+    } else {
+        \$sht(seen=>\$var(key)) = 1;
+    }
+    if (!www_authenticate("$REALM", "subscriber")) {
+        \$var(rc) = \$rc;
+        if (\$var(rc) == -4) {
+            www_challenge("$REALM", "17");
+        } else {
+            www_challenge("$REALM", "1");
+        }
+        exit;
+    }
+    if (!save("location")) {
+        sl_reply_error();
+    }
+    exit;
+}
+EOF
+    "$KAMAILIO" -c -f "$REG_DIR/kamailio.cfg" >"$REG_DIR/check.log" 2>&1 || { cat "$REG_DIR/check.log" >&2; die "registrar config"; }
+}
+
+# registrar_start LOGNAME: empties `location` and starts the registrar; returns once it answers.
+registrar_start() {
+    local name=$1 i
+    stop_pid "$REG_PID"; REG_PID=""
+    sqlite3 "$REG_DB" 'DELETE FROM location; DELETE FROM location_attrs; PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+    rm -f "$REG_SOCK"
+    "$KAMAILIO" -DD -E -f "$REG_DIR/kamailio.cfg" -w "$REG_DIR" -P "$REG_DIR/kamailio.pid" -m 1024 -M 64 \
+        2>"$REG_DIR/$name.log" &
+    REG_PID=$!
+    for i in $(seq 100); do
+        kill -0 "$REG_PID" 2>/dev/null || { tail -20 "$REG_DIR/$name.log" >&2; die "registrar exited"; }
+        if [ -S "$REG_SOCK" ] && sip_ping "$REG_PORT"; then return 0; fi
+        sleep 0.2
+    done
+    die "registrar does not answer"
+}
+
+reg_stats() { "$KAMCMD" -s "unix:$REG_SOCK" stats.get_statistics all >"$1" 2>&1 || true; }
+# location_count: every row, and the rows not yet expired.
+location_count() {
+    sqlite3 -cmd '.timeout 2000' "$REG_DB" \
+        "SELECT COUNT(*), COALESCE(SUM(expires > datetime('now', 'localtime')), 0) FROM location" 2>/dev/null | tr '|' ' ' || echo "0 0"
+}
+
+# --- side A: Kamailio uac ---------------------------------------------------------------------------
+# uac_prepare DIR ACCOUNTS: a uacreg database with ACCOUNTS rows (0: empty) and the configuration.
+uac_prepare() {
+    local dir=$1 accounts=$2
+    mkdir -p "$dir"
+    rm -f "$dir/uac.db" "$dir/uac.db-wal" "$dir/uac.db-shm"
+    {
+        echo "PRAGMA journal_mode=WAL;"
+        cat "$SCHEMA/standard-create.sql" "$SCHEMA/uac-create.sql"
+        echo "BEGIN;"
+        awk -v n="$accounts" -v port="$REG_PORT" -v exp="$EXPIRES" -v realm="$REALM" -v q="'" 'BEGIN {
+            for (i = 1; i <= n; i++) {
+                u = sprintf("bu%06d", i)
+                printf "INSERT INTO uacreg (l_uuid, l_username, l_domain, r_username, r_domain, realm, auth_username,"
+                printf " auth_password, auth_proxy, expires, flags, reg_delay) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %d, 0, 0);\n",
+                    q u q, q u q, q realm q, q u q, q "127.0.0.1:" port q, q q, q u q, q sprintf("pw-%06d", i) q,
+                    q "sip:127.0.0.1:" port q, exp
+            } }'
+        echo "COMMIT;"
+    } | sqlite3 -bail "$dir/uac.db" | grep -qx wal || die "uac database: not in WAL mode"
+    [ "$(sqlite3 "$dir/uac.db" 'SELECT COUNT(*) FROM uacreg')" = "$accounts" ] || die "uacreg count"
+    cat >"$dir/kamailio.cfg" <<EOF
+#!KAMAILIO
+# Kamailio's uac module registering every row of its uacreg table (bench/register.sh).
+debug=0
+log_stderror=yes
+children=1
+tcp_children=1
+disable_tcp=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+sip_warning=no
+listen=udp:127.0.0.1:$UAC_PORT
+
+loadmodule "kex.so"
+loadmodule "ctl.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "db_sqlite.so"
+loadmodule "uac.so"
+
+modparam("ctl", "binrpc", "unix:$dir/ctl.sock")
+modparam("uac", "reg_db_url", "sqlite://$dir/uac.db")
+modparam("uac", "reg_contact_addr", "127.0.0.1:$UAC_PORT")
+modparam("uac", "reg_timer_interval", 10)
+modparam("uac", "reg_retry_interval", 10)
+modparam("uac", "reg_hash_size", 12)
+modparam("uac", "reg_keep_callid", 1)
+
+request_route {
+    if (is_method("OPTIONS")) {
+        sl_send_reply("200", "OK");
+        exit;
+    }
+    sl_send_reply("404", "Not Found");
+    exit;
+}
+EOF
+    "$KAMAILIO" -c -f "$dir/kamailio.cfg" >"$dir/check.log" 2>&1 || { cat "$dir/check.log" >&2; die "uac config"; }
+}
+
+uac_start() {  # DIR
+    local dir=$1
+    rm -f "$dir/ctl.sock"
+    "$KAMAILIO" -DD -E -f "$dir/kamailio.cfg" -w "$dir" -P "$dir/kamailio.pid" -m 256 -M 64 2>"$dir/client.log" &
+    CLIENT_PID=$!
+    CLIENT_KIND=kamailio
+}
+
+# --- side B/C: trunkline ----------------------------------------------------------------------------
+trunkline_env() {  # RAMP ENABLED
+    echo TRUNKLINE_LOG=warn TRUNKLINE_SIP_LISTEN="127.0.0.1:$T_SIP_PORT" TRUNKLINE_OUTBOUND_EXPIRES_SECS="$EXPIRES" \
+        TRUNKLINE_OUTBOUND_RAMP_PER_SEC="$1" TRUNKLINE_OUTBOUND_ENABLED="$2" TRUNKLINE_OUTBOUND_UNREGISTER_ON_SHUTDOWN=false
+}
+
+trunkline_start() {  # DIR RAMP ENABLED
+    local dir=$1
+    # shellcheck disable=SC2046
+    env $(trunkline_env "$2" "$3") "$TRUNKLINE" --data-dir "$dir" serve --listen "127.0.0.1:$T_HTTP_PORT" \
+        2>"$dir/client.log" &
+    CLIENT_PID=$!
+    CLIENT_KIND=trunkline
+}
+
+wait_http() {  # LOGFILE
+    local i
+    for i in $(seq 300); do
+        grep -q '^listening on http://' "$1" 2>/dev/null && return 0
+        kill -0 "$CLIENT_PID" 2>/dev/null || { cat "$1" >&2; die "trunkline exited"; }
+        sleep 0.1
+    done
+    cat "$1" >&2; die "trunkline did not start"
+}
+
+# trunkline_seed DIR COUNT: a data directory holding COUNT registrations made through the API.
+trunkline_seed() {
+    local dir=$1 count=$2 key
+    rm -rf "$dir"; mkdir -p "$dir"
+    trunkline_start "$dir" 200 false
+    wait_http "$dir/client.log"
+    key=$(sed -n 's/^default tenant: .* api_key=\([^ ]*\)$/\1/p' "$dir/client.log")
+    [ -n "$key" ] || die "no default tenant line"
+    # One curl process, 16 requests in flight, one config block per registration.
+    awk -v n="$count" -v key="$key" -v port="$REG_PORT" -v http="$T_HTTP_PORT" 'BEGIN { for (i = 1; i <= n; i++) {
+        printf "url = \"http://127.0.0.1:%s/api/sip/registrations\"\nheader = \"X-API-Key: %s\"\n", http, key
+        printf "header = \"Content-Type: application/json\"\noutput = \"/dev/null\"\nwrite-out = \"%%{http_code}\\n\"\n"
+        printf "data = \"{\\\"username\\\":\\\"bu%06d\\\",\\\"password\\\":\\\"pw-%06d\\\",\\\"proxy\\\":\\\"127.0.0.1:%s\\\"}\"\n", i, i, port
+        if (i < n) print "next" } }' >"$dir/seed.curl"
+    curl -s --no-progress-meter --parallel --parallel-max 16 -K "$dir/seed.curl" 2>"$dir/seed.err" | sort | uniq -c >"$dir/seed.codes"
+    rm -f "$dir/seed.curl"
+    [ "$(awk '$2 == 201 { print $1 }' "$dir/seed.codes")" = "$count" ] || { cat "$dir/seed.codes" "$dir/seed.err" >&2; die "seeding: not every request was a 201"; }
+    stop_pid "$CLIENT_PID"; CLIENT_PID=""
+    sqlite3 "$dir/trunkline.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+    rm -f "$dir/trunkline.db-wal" "$dir/trunkline.db-shm"
+    [ "$(sqlite3 "$dir/trunkline.db" 'SELECT COUNT(*) FROM registrations')" = "$count" ] || die "seed count"
+}
+
+fresh_copy() {  # SEED DIR
+    rm -rf "$2"; mkdir -p "$2"
+    cp "$1/master.key" "$1/trunkline.db" "$2/"
+}
+
+client_stats() {  # FILE: the client's own counters
+    if [ "$CLIENT_KIND" = kamailio ]; then
+        {
+            "$KAMCMD" -s "unix:$CLIENT_DIR/ctl.sock" stats.get_statistics all
+            "$KAMCMD" -s "unix:$CLIENT_DIR/ctl.sock" core.shmmem
+        } >"$1" 2>&1 || true
+    else
+        curl -s "http://127.0.0.1:$T_HTTP_PORT/metrics" >"$1" 2>&1 || true
+    fi
+}
+
+# --- idle baselines ---------------------------------------------------------------------------------
+# idle_measure NAME: the running client, untouched for IDLE_SECS: "ticks_per_s rss_kb pss_kb".
+idle_measure() {
+    local name=$1 c0 c1 t0 t1 mem
+    sleep 2
+    c0=$(cpu_ticks "$CLIENT_PID"); t0=$(now)
+    sleep "$IDLE_SECS"
+    c1=$(cpu_ticks "$CLIENT_PID"); t1=$(now)
+    mem=$(mem_kb "$CLIENT_PID")
+    kill -0 "$CLIENT_PID" 2>/dev/null || die "$name: idle instance exited"
+    calc "%.4f" "($c1 - $c0) / ($t1 - $t0)"; echo " $mem"
+}
+
+# --- one measured run -------------------------------------------------------------------------------
+# run_side NAME USERS WINDOW WAVE_TIMEOUT IDLE_RATE IDLE_RSS IDLE_PSS START_FUNCTION ARGS...
+# Restarts the registrar with an empty location table, launches the client and measures.
+RESULT_HEADER="run	users	registered	live_min	wave_s	first_to_all_s	cpu_wave_s	cpu_window_s	idle_cpu_s	window_s	regs_window	reqs_window	reqs_wave	retrans_wave	retrans_window	us_per_refresh	rss_kb	pss_kb	idle_rss_kb	idle_pss_kb	rss_kib_per_reg	pss_kib_per_reg	registrar_cores_wave	registrar_cores_window	steal_pct	other_cores	client_errors"
+run_side() {
+    local name=$1 users=$2 window=$3 timeout=$4 idle_rate=$5 idle_rss=$6 idle_pss=$7; shift 7
+    local dir=$OUT/$name
+    CLIENT_DIR=$dir
+    log "$name: registrar restart (empty location table)"
+    registrar_start "$name"
+    reg_stats "$dir/registrar-0.stats"
+    local s0 s1 s2 r0 r1 r2 t0 t1 t2 tfirst="" c1 c2 count live total_live
+    read -r -a s0 < <(sys_cpu)
+    r0=$(cpu_ticks "$REG_PID")
+    t0=$(now)
+    "$@"
+    log "$name: started (pid $CLIENT_PID); waiting for $users bindings"
+    local deadline
+    deadline=$(calc "%.3f" "$t0 + $timeout")
+    while :; do
+        read -r count live < <(location_count)
+        if [ -z "$tfirst" ] && [ "${count:-0}" -gt 0 ]; then tfirst=$(now); fi
+        [ "${count:-0}" -ge "$users" ] && break
+        kill -0 "$CLIENT_PID" 2>/dev/null || { tail -20 "$dir/client.log" >&2; die "$name: client exited"; }
+        if awk -v n="$(now)" -v d="$deadline" 'BEGIN { exit !(n > d) }'; then
+            log "$name: only $count of $users bindings after ${timeout}s; measuring anyway"
+            break
+        fi
+        sleep 0.5
+    done
+    t1=$(now); c1=$(cpu_ticks "$CLIENT_PID"); r1=$(cpu_ticks "$REG_PID")
+    read -r -a s1 < <(sys_cpu)
+    reg_stats "$dir/registrar-1.stats"
+    client_stats "$dir/client-1.stats"
+    local registered=$count wave_s first_to_all
+    wave_s=$(calc "%.1f" "$t1 - $t0")
+    first_to_all=$(calc "%.1f" "$t1 - ${tfirst:-$t1}")
+    log "$name: $count bindings after ${wave_s}s (first to all ${first_to_all}s), CPU $(calc "%.2f" "$c1 / $CLK_TCK") s"
+
+    # The refresh window: live bindings every 10 s.
+    printf 'elapsed_s\trows\tlive\tclient_cpu_s\n' >"$dir/timeline.tsv"
+    local end live_min=$users elapsed
+    end=$(calc "%.3f" "$t1 + $window")
+    while awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n < e) }'; do
+        local left
+        left=$(calc "%.3f" "$end - $(now)")
+        sleep "$(calc "%.3f" "($left < 10) ? $left : 10")"
+        kill -0 "$CLIENT_PID" 2>/dev/null || die "$name: client exited during the window"
+        read -r count live < <(location_count)
+        elapsed=$(calc "%.0f" "$(now) - $t1")
+        printf '%s\t%s\t%s\t%s\n' "$elapsed" "$count" "$live" "$(calc "%.2f" "$(cpu_ticks "$CLIENT_PID") / $CLK_TCK")" >>"$dir/timeline.tsv"
+        if [ "$live" -lt "$live_min" ]; then live_min=$live; fi
+    done
+    t2=$(now); c2=$(cpu_ticks "$CLIENT_PID"); r2=$(cpu_ticks "$REG_PID")
+    read -r -a s2 < <(sys_cpu)
+    local mem rss pss
+    mem=$(mem_kb "$CLIENT_PID"); read -r rss pss <<<"$mem"
+    reg_stats "$dir/registrar-2.stats"
+    client_stats "$dir/client-2.stats"
+    stop_pid "$CLIENT_PID"; CLIENT_PID=""
+
+    # Registrar counters: REGISTER requests received, 200s (bindings saved), retransmissions.
+    local q0 q1 q2 a1 a2 x1 x2 x0 a0
+    q0=$(stat_of "$dir/registrar-0.stats" core:rcv_requests_register)
+    q1=$(stat_of "$dir/registrar-1.stats" core:rcv_requests_register)
+    q2=$(stat_of "$dir/registrar-2.stats" core:rcv_requests_register)
+    a0=$(stat_of "$dir/registrar-0.stats" registrar:accepted_regs)
+    a1=$(stat_of "$dir/registrar-1.stats" registrar:accepted_regs)
+    a2=$(stat_of "$dir/registrar-2.stats" registrar:accepted_regs)
+    x0=$(stat_of "$dir/registrar-0.stats" script:bench_retransmissions)
+    x1=$(stat_of "$dir/registrar-1.stats" script:bench_retransmissions)
+    x2=$(stat_of "$dir/registrar-2.stats" script:bench_retransmissions)
+    local win_s cpu_wave cpu_window idle_cpu us_per_refresh
+    win_s=$(calc "%.1f" "$t2 - $t1")
+    # Idle CPU (the same process with nothing to register) over each period, subtracted.
+    cpu_wave=$(calc "%.2f" "$c1 / $CLK_TCK - $idle_rate * ($t1 - $t0) / $CLK_TCK")
+    cpu_window=$(calc "%.2f" "($c2 - $c1) / $CLK_TCK - $idle_rate * ($t2 - $t1) / $CLK_TCK")
+    idle_cpu=$(calc "%.2f" "$idle_rate * ($t2 - $t0) / $CLK_TCK")
+    us_per_refresh=$(calc "%.0f" "($a2 - $a1) > 0 ? $cpu_window * 1e6 / ($a2 - $a1) : 0")
+    local steal other
+    steal=$(calc "%.1f" "(${s2[0]} - ${s0[0]}) ? 100 * (${s2[2]} - ${s0[2]}) / (${s2[0]} - ${s0[0]}) : 0")
+    # Cores used by anything but the client and the registrar over the whole run.
+    other=$(calc "%.2f" "((${s2[1]} - ${s0[1]}) - $c2 - ($r2 - $r0)) / $CLK_TCK / ($t2 - $t0)")
+    local errors
+    if [ "$CLIENT_KIND" = kamailio ]; then
+        errors=$(grep -c 'ERROR' "$dir/client.log" || true)
+    else
+        errors=$(grep -Ec ' (WARN|ERROR) ' "$dir/client.log" || true)
+    fi
+    printf '%s\t' "$name" "$users" "$registered" "$live_min" "$wave_s" "$first_to_all" "$cpu_wave" "$cpu_window" \
+        "$idle_cpu" "$win_s" "$((a2 - a1))" "$((q2 - q1))" "$((q1 - q0))" "$((x1 - x0))" "$((x2 - x1))" "$us_per_refresh" \
+        "$rss" "$pss" "$idle_rss" "$idle_pss" \
+        "$(calc "%.2f" "($rss - $idle_rss) / $users")" "$(calc "%.2f" "($pss - $idle_pss) / $users")" \
+        "$(calc "%.2f" "($r1 - $r0) / $CLK_TCK / ($t1 - $t0)")" "$(calc "%.2f" "($r2 - $r1) / $CLK_TCK / ($t2 - $t1)")" \
+        "$steal" "$other" >>"$OUT/results.tsv"
+    printf '%s\n' "$errors" >>"$OUT/results.tsv"
+    log "$name: window ${win_s}s CPU ${cpu_window}s for $((a2 - a1)) refreshes (${us_per_refresh} µs each), live min $live_min," \
+        "RSS $rss KiB (idle $idle_rss), retransmissions $((x1 - x0)) + $((x2 - x1)), client log errors $errors"
+}
+
+# --- machine facts ------------------------------------------------------------------------------------
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates || echo ' (crates/ modified)')"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    echo "memory: $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "kernel: $(uname -r)"
+    echo "kamailio: $("$KAMAILIO" -v 2>&1 | head -1)"
+    echo "sqlite3: $(sqlite3 --version | cut -d' ' -f1)"
+    echo "filesystem of $OUT: $(df -T "$OUT" | awk 'NR == 2 { print $2 }')"
+    echo "uptime at start: $(uptime)"
+    echo "settings: SIDES='$SIDES' N=$N N_C=$N_C EXPIRES=$EXPIRES WINDOW=$WINDOW WINDOW_C=$WINDOW_C RAMPS='$RAMPS' RAMP_C=$RAMP_C IDLE_SECS=$IDLE_SECS"
+} | tee "$OUT/machine.txt" >&2
+printf '%s\n' "$RESULT_HEADER" >"$OUT/results.tsv"
+
+# --- idle baselines -----------------------------------------------------------------------------------
+IDLE_A="0 0 0"; IDLE_T="0 0 0"
+if [[ " $SIDES " == *" A "* ]]; then
+    log "idle baseline: Kamailio uac with an empty uacreg table (${IDLE_SECS}s)"
+    CLIENT_DIR=$OUT/idle-uac
+    uac_prepare "$CLIENT_DIR" 0
+    uac_start "$CLIENT_DIR"
+    IDLE_A=$(idle_measure idle-uac)
+    stop_pid "$CLIENT_PID"; CLIENT_PID=""
+    log "idle uac: ticks/s RSS PSS = $IDLE_A"
+fi
+if [[ " $SIDES " == *" B "* || " $SIDES " == *" C "* ]]; then
+    log "idle baseline: trunkline with zero registrations (${IDLE_SECS}s)"
+    CLIENT_DIR=$OUT/idle-trunkline
+    rm -rf "$CLIENT_DIR"; mkdir -p "$CLIENT_DIR"
+    trunkline_start "$CLIENT_DIR" 2000 true
+    wait_http "$CLIENT_DIR/client.log"
+    IDLE_T=$(idle_measure idle-trunkline)
+    stop_pid "$CLIENT_PID"; CLIENT_PID=""
+    log "idle trunkline: ticks/s RSS PSS = $IDLE_T"
+fi
+echo "idle uac (ticks/s rss_kb pss_kb): $IDLE_A" >>"$OUT/machine.txt"
+echo "idle trunkline (ticks/s rss_kb pss_kb): $IDLE_T" >>"$OUT/machine.txt"
+
+# --- sides A and B ------------------------------------------------------------------------------------
+if [[ " $SIDES " == *" A "* || " $SIDES " == *" B "* ]]; then
+    log "registrar: $N subscribers"
+    registrar_prepare "$N"
+fi
+if [[ " $SIDES " == *" A "* ]]; then
+    mkdir -p "$OUT/A-uac"
+    uac_prepare "$OUT/A-uac" "$N"
+    # shellcheck disable=SC2086
+    run_side A-uac "$N" "$WINDOW" "$WAVE_TIMEOUT" $IDLE_A uac_start "$OUT/A-uac"
+fi
+if [[ " $SIDES " == *" B "* ]]; then
+    log "seeding $N trunkline registrations through the API (engine off)"
+    trunkline_seed "$OUT/seed-$N" "$N"
+    for ramp in $RAMPS; do
+        fresh_copy "$OUT/seed-$N" "$OUT/B-trunkline-ramp$ramp"
+        # shellcheck disable=SC2086
+        run_side "B-trunkline-ramp$ramp" "$N" "$WINDOW" "$WAVE_TIMEOUT" $IDLE_T \
+            trunkline_start "$OUT/B-trunkline-ramp$ramp" "$ramp" true
+    done
+    rm -rf "$OUT/seed-$N"
+fi
+
+# --- side C -------------------------------------------------------------------------------------------
+if [[ " $SIDES " == *" C "* ]]; then
+    log "registrar: $N_C subscribers"
+    registrar_prepare "$N_C"
+    log "seeding $N_C trunkline registrations through the API (engine off)"
+    trunkline_seed "$OUT/seed-$N_C" "$N_C"
+    fresh_copy "$OUT/seed-$N_C" "$OUT/C-trunkline-ramp$RAMP_C"
+    rm -rf "$OUT/seed-$N_C"
+    # shellcheck disable=SC2086
+    run_side "C-trunkline-ramp$RAMP_C" "$N_C" "$WINDOW_C" "$WAVE_TIMEOUT_C" $IDLE_T \
+        trunkline_start "$OUT/C-trunkline-ramp$RAMP_C" "$RAMP_C" true
+fi
+stop_pid "$REG_PID"; REG_PID=""
+rm -f "$REG_DB" "$REG_DB-wal" "$REG_DB-shm" "$OUT"/*/trunkline.db* "$OUT"/*/uac.db*
+echo "uptime at end: $(uptime)" | tee -a "$OUT/machine.txt" >&2
+
+# --- report ---------------------------------------------------------------------------------------------
+awk -F'\t' '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    { for (k in col) v[NR, k] = $col[k]; rows[++n] = NR; if ($1 == "A-uac") uac = NR; if (!trk && $1 ~ /^B-/) trk = NR }
+    function g(r, k) { return v[r, k] }
+    END {
+        print "| run | registrations | time to all (s) | first→all (s) | CPU wave (s) | CPU " g(rows[1], "window_s") " s window (s) | CPU total (s) | 200s in window | REGISTERs in window | µs CPU / refresh | RSS KiB / reg | PSS KiB / reg | retransmissions wave / window | live bindings, min in window | registrar cores wave / window | steal % / other cores | client log errors |"
+        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|"
+        for (i = 1; i <= n; i++) { r = rows[i]
+            printf "| %s | %d / %d | %s | %s | %.2f | %.2f | %.2f | %d | %d | %d | %.2f | %.2f | %d / %d | %d | %s / %s | %s / %s | %d |\n",
+                g(r, "run"), g(r, "registered"), g(r, "users"), g(r, "wave_s"), g(r, "first_to_all_s"), g(r, "cpu_wave_s"),
+                g(r, "cpu_window_s"), g(r, "cpu_wave_s") + g(r, "cpu_window_s"), g(r, "regs_window"), g(r, "reqs_window"),
+                g(r, "us_per_refresh"), g(r, "rss_kib_per_reg"), g(r, "pss_kib_per_reg"), g(r, "retrans_wave"),
+                g(r, "retrans_window"), g(r, "live_min"), g(r, "registrar_cores_wave"), g(r, "registrar_cores_window"),
+                g(r, "steal_pct"), g(r, "other_cores"), g(r, "client_errors") }
+        if (uac && trk) {
+            print ""
+            print "Ratios, " g(trk, "run") " / A-uac (targets: CPU <= 1.0x, time <= 1.0x, RSS <= 4 KiB per registration):"
+            print ""
+            print "| measure | trunkline | Kamailio uac | ratio | target |"
+            print "|---|---:|---:|---:|---|"
+            printf "| time to all registered (s) | %s | %s | %.2f | <= 1.0x |\n", g(trk, "wave_s"), g(uac, "wave_s"), g(trk, "wave_s") / g(uac, "wave_s")
+            printf "| CPU, initial wave (s) | %.2f | %.2f | %.2f | <= 1.0x |\n", g(trk, "cpu_wave_s"), g(uac, "cpu_wave_s"), g(trk, "cpu_wave_s") / g(uac, "cpu_wave_s")
+            printf "| CPU, refresh window (s) | %.2f | %.2f | %.2f | <= 1.0x |\n", g(trk, "cpu_window_s"), g(uac, "cpu_window_s"), g(trk, "cpu_window_s") / g(uac, "cpu_window_s")
+            t = g(trk, "cpu_wave_s") + g(trk, "cpu_window_s"); k = g(uac, "cpu_wave_s") + g(uac, "cpu_window_s")
+            printf "| CPU, wave + window (s) | %.2f | %.2f | %.2f | <= 1.0x |\n", t, k, t / k
+            printf "| CPU per refresh (µs) | %d | %d | %.2f | (normalised) |\n", g(trk, "us_per_refresh"), g(uac, "us_per_refresh"), g(uac, "us_per_refresh") ? g(trk, "us_per_refresh") / g(uac, "us_per_refresh") : 0
+            printf "| RSS per registration (KiB) | %.2f | %.2f | %.2f | <= 4 KiB |\n", g(trk, "rss_kib_per_reg"), g(uac, "rss_kib_per_reg"), g(uac, "rss_kib_per_reg") > 0 ? g(trk, "rss_kib_per_reg") / g(uac, "rss_kib_per_reg") : 0
+            printf "| PSS per registration (KiB) | %.2f | %.2f | %.2f | |\n", g(trk, "pss_kib_per_reg"), g(uac, "pss_kib_per_reg"), g(uac, "pss_kib_per_reg") > 0 ? g(trk, "pss_kib_per_reg") / g(uac, "pss_kib_per_reg") : 0
+        }
+    }' "$OUT/results.tsv" >"$OUT/results.md"
+echo
+cat "$OUT/results.md"
+echo
+echo "outputs: $OUT"
