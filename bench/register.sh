@@ -210,6 +210,7 @@ loadmodule "kex.so"
 loadmodule "ctl.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
+loadmodule "textops.so"
 loadmodule "htable.so"
 loadmodule "statistics.so"
 loadmodule "db_sqlite.so"
@@ -303,13 +304,13 @@ uac_prepare() {
         echo "PRAGMA journal_mode=WAL;"
         cat "$SCHEMA/standard-create.sql" "$SCHEMA/uac-create.sql"
         echo "BEGIN;"
-        awk -v n="$accounts" -v port="$REG_PORT" -v exp="$EXPIRES" -v realm="$REALM" -v q="'" 'BEGIN {
+        awk -v n="$accounts" -v port="$REG_PORT" -v expires="$EXPIRES" -v realm="$REALM" -v q="'" 'BEGIN {
             for (i = 1; i <= n; i++) {
                 u = sprintf("bu%06d", i)
                 printf "INSERT INTO uacreg (l_uuid, l_username, l_domain, r_username, r_domain, realm, auth_username,"
                 printf " auth_password, auth_proxy, expires, flags, reg_delay) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %d, 0, 0);\n",
                     q u q, q u q, q realm q, q u q, q "127.0.0.1:" port q, q q, q u q, q sprintf("pw-%06d", i) q,
-                    q "sip:127.0.0.1:" port q, exp
+                    q "sip:127.0.0.1:" port q, expires
             } }'
         echo "COMMIT;"
     } | sqlite3 -bail "$dir/uac.db" | grep -qx wal || die "uac database: not in WAL mode"
@@ -334,6 +335,7 @@ loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "rr.so"
 loadmodule "pv.so"
+loadmodule "textops.so"
 loadmodule "db_sqlite.so"
 loadmodule "uac.so"
 

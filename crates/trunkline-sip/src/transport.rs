@@ -108,10 +108,7 @@ impl SipEndpoint {
             .map_err(bind_error("TCP", tcp_addr))?;
         layer.add_transport(tcp.into());
 
-        let ca_certs = match &settings.ca_file {
-            Some(path) => Some(read(path)?),
-            None => None,
-        };
+        let ca_certs = Some(trust_anchors(settings.ca_file.as_ref())?);
         let mut tls_addr = None;
         if let Some(addr) = settings.tls_listen {
             let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
@@ -233,6 +230,31 @@ fn bind_error(
 }
 
 pub const USER_AGENT: &str = concat!("trunkline/", env!("CARGO_PKG_VERSION"));
+
+/// The system's root certificates plus `sip.ca_file`, as one PEM bundle (rsipstack trusts
+/// exactly what it is given).
+fn trust_anchors(ca_file: Option<&PathBuf>) -> Result<Vec<u8>, TransportError> {
+    use base64::Engine as _;
+    let mut pem = Vec::new();
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::warn!(%error, "skipping an unreadable system root certificate");
+    }
+    for cert in native.certs {
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        for line in encoded.as_bytes().chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    if let Some(path) = ca_file {
+        pem.extend_from_slice(&read(path)?);
+        pem.push(b'\n');
+    }
+    Ok(pem)
+}
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|source| TransportError::ReadFile {

@@ -12,6 +12,7 @@ use rsipstack::transport::SipAddr;
 use secrecy::SecretString;
 use tokio::time::Instant;
 use trunkline_core::model::{FailedBy, RegistrationAttempt, RegistrationState, Transport};
+use trunkline_core::sip_uri::Host;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
@@ -165,9 +166,18 @@ impl Exchange {
     async fn talk(&mut self, next_hop: Target) -> Outcome {
         let transport = next_hop.transport;
         let remote = next_hop.addr;
+        // TLS to a named host: hand rsipstack the name, so the certificate is verified against
+        // it (RFC 5922) rather than against the address it resolves to.
+        let addr = match (&self.addressing.next_hop_host, transport) {
+            (Host::Domain(name), Transport::Tls) => rsipstack::sip::HostWithPort {
+                host: rsipstack::sip::Host::Domain(rsipstack::sip::Domain(name.clone())),
+                port: Some(remote.port().into()),
+            },
+            _ => remote.into(),
+        };
         let target = SipAddr {
             r#type: Some(to_rsip(transport)),
-            addr: remote.into(),
+            addr,
         };
         let endpoint = self.sip.inner();
         let connection = match tokio::time::timeout(

@@ -693,3 +693,31 @@ fn srv_records_are_followed_and_a_dead_target_is_skipped() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn tls_refuses_a_registrar_whose_certificate_is_not_trusted() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .tls()
+            .subscriber("tls-strict", "strict-secret"),
+    );
+    // No sip.ca_file: the throwaway CA is not among the trusted roots.
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "tls-strict", "password": "strict-secret", "proxy": proxy(&kamailio, Transport::Tls)}),
+    );
+    let status = wait_for_status(&server, &tenant, &id, |b| state(b) == "failed_transport");
+    assert_eq!(status["failedBy"], "local");
+    assert_eq!(
+        kamailio.count("tls-strict"),
+        0,
+        "nothing may be sent over an unverified connection"
+    );
+    assert!(kamailio.bindings("tls-strict").is_empty());
+}
