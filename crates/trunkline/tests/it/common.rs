@@ -189,6 +189,14 @@ impl Server {
         )
     }
 
+    /// Like [`Server::restart`], with more environment (later values win).
+    pub fn restart_with(&mut self, extra: Vec<(String, String)>) -> Server {
+        assert!(self.child.is_none(), "stop the server before restarting it");
+        let mut env = self.options_env.clone();
+        env.extend(extra);
+        Self::spawn(self.data_dir.clone(), self.options_log.clone(), env)
+    }
+
     /// Runs a CLI command against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli_in(self.data_dir(), args)

@@ -721,3 +721,41 @@ fn tls_refuses_a_registrar_whose_certificate_is_not_trusted() {
     );
     assert!(kamailio.bindings("tls-strict").is_empty());
 }
+
+#[test]
+fn a_restart_spreads_registrations_over_the_ramp() {
+    const COUNT: usize = 10;
+    const RAMP: u64 = 5;
+    let mut options = KamailioOptions::default();
+    for i in 0..COUNT {
+        options = options.subscriber(&format!("ramp-{i}"), "ramp-secret");
+    }
+    let kamailio = Kamailio::start(options);
+    // Created while no engine runs, so the engine finds all of them at its start.
+    let mut server = Server::start();
+    let tenant = server.tenant();
+    for i in 0..COUNT {
+        create_registration(
+            &server,
+            &tenant,
+            json!({"username": format!("ramp-{i}"), "password": "ramp-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+        );
+    }
+    assert!(server.terminate().success());
+    assert!(kamailio.all_registers().is_empty());
+    let started = Instant::now();
+    let _server = server.restart_with(vec![
+        ("TRUNKLINE_OUTBOUND_ENABLED".into(), "true".into()),
+        ("TRUNKLINE_OUTBOUND_RAMP_PER_SEC".into(), RAMP.to_string()),
+    ]);
+    for i in 0..COUNT {
+        kamailio.wait_for_binding(&format!("ramp-{i}"), |_| true, WAIT);
+    }
+    // 10 initial REGISTERs at 5 per second: the last may start no sooner than 1.8 s in.
+    let spread = Duration::from_millis((COUNT as u64 - 1) * 1000 / RAMP);
+    assert!(
+        started.elapsed() >= spread,
+        "all registered after {:?}",
+        started.elapsed()
+    );
+}
