@@ -222,13 +222,13 @@ loadmodule "auth_db.so"
 modparam("ctl", "binrpc", "unix:$REG_SOCK")
 modparam("htable", "htable", "seen=>size=17;autoexpire=40;")
 modparam("statistics", "variable", "bench_retransmissions")
-modparam("usrloc", "db_url", "sqlite://$REG_DB")
+modparam("usrloc", "db_url", "sqlite:///$REG_DB")
 modparam("usrloc", "db_mode", 1)
 modparam("usrloc", "use_domain", 0)
 modparam("registrar", "default_expires", $EXPIRES)
 modparam("registrar", "min_expires", $EXPIRES)
 modparam("registrar", "max_expires", $EXPIRES)
-modparam("auth_db", "db_url", "sqlite://$REG_DB")
+modparam("auth_db", "db_url", "sqlite:///$REG_DB")
 modparam("auth_db", "use_domain", 0)
 modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
@@ -276,7 +276,7 @@ registrar_start() {
     stop_pid "$REG_PID"; REG_PID=""
     sqlite3 "$REG_DB" 'DELETE FROM location; DELETE FROM location_attrs; PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
     rm -f "$REG_SOCK"
-    "$KAMAILIO" -DD -E -f "$REG_DIR/kamailio.cfg" -w "$REG_DIR" -P "$REG_DIR/kamailio.pid" -m 1024 -M 64 \
+    "$KAMAILIO" -DD -E -f "$REG_DIR/kamailio.cfg" -w "$REG_DIR" -P "$REG_DIR/kamailio.pid" -m 1024 -M 64 >/dev/null \
         2>"$REG_DIR/$name.log" &
     REG_PID=$!
     for i in $(seq 100); do
@@ -340,7 +340,7 @@ loadmodule "db_sqlite.so"
 loadmodule "uac.so"
 
 modparam("ctl", "binrpc", "unix:$dir/ctl.sock")
-modparam("uac", "reg_db_url", "sqlite://$dir/uac.db")
+modparam("uac", "reg_db_url", "sqlite:///$dir/uac.db")
 modparam("uac", "reg_contact_addr", "127.0.0.1:$UAC_PORT")
 modparam("uac", "reg_timer_interval", 10)
 modparam("uac", "reg_retry_interval", 10)
@@ -362,7 +362,7 @@ EOF
 uac_start() {  # DIR
     local dir=$1
     rm -f "$dir/ctl.sock"
-    "$KAMAILIO" -DD -E -f "$dir/kamailio.cfg" -w "$dir" -P "$dir/kamailio.pid" -m 256 -M 64 2>"$dir/client.log" &
+    "$KAMAILIO" -DD -E -f "$dir/kamailio.cfg" -w "$dir" -P "$dir/kamailio.pid" -m 256 -M 64 >/dev/null 2>"$dir/client.log" &
     CLIENT_PID=$!
     CLIENT_KIND=kamailio
 }
@@ -547,7 +547,12 @@ run_side() {
 # --- machine facts ------------------------------------------------------------------------------------
 {
     echo "date: $(date -u +%FT%TZ)"
-    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates || echo ' (crates/ modified)')"
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)"
+    if ! git -C "$ROOT" diff --quiet HEAD -- crates Cargo.lock; then
+        echo "uncommitted changes built in: $(git -C "$ROOT" diff HEAD -- crates Cargo.lock | sha256sum | cut -c1-12)" \
+            "($(git -C "$ROOT" diff --stat HEAD -- crates Cargo.lock | tail -1 | sed 's/^ *//'))"
+        git -C "$ROOT" diff HEAD -- crates Cargo.lock >"$OUT/uncommitted.diff"
+    fi
     echo "nproc: $(nproc)"
     echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "memory: $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"

@@ -84,6 +84,8 @@ impl Engine {
             results_tx,
             loads_tx,
             status: StatusWriter::start(store),
+            reloading: HashMap::new(),
+            next_ticket: 0,
             next_ramp_slot: Instant::now(),
         };
         let task = tokio::spawn(core.run(events, results, loads, closed, stopped));
@@ -157,11 +159,20 @@ enum AfterFlight {
     Remove,
 }
 
-/// A registration re-read from the store after a change event (`None`: gone).
-struct Loaded {
-    tenant: AccountId,
-    id: Uuid,
-    registration: Option<OutboundRegistration>,
+/// What background store reads hand back to the engine task.
+enum Load {
+    /// Re-read these registrations (their trunk changed).
+    Reload(AccountId, Vec<Uuid>),
+    /// A registration as re-read after a change (`None`: gone, or no longer registering).
+    /// Applied only if `ticket` is still the latest reload asked for it, so results that
+    /// arrive out of order, or after a deletion, are dropped.
+    Loaded {
+        id: Uuid,
+        ticket: u64,
+        registration: Option<OutboundRegistration>,
+    },
+    /// Every registration (the start-up load, retried after a failure).
+    All(Vec<OutboundRegistration>),
 }
 
 struct Core {
@@ -171,7 +182,10 @@ struct Core {
     slots: HashMap<Uuid, Slot>,
     queue: DelayQueue<Uuid>,
     results_tx: mpsc::UnboundedSender<ExchangeResult>,
-    loads_tx: mpsc::UnboundedSender<Loaded>,
+    loads_tx: mpsc::UnboundedSender<Load>,
+    /// The latest reload ticket per registration with a reload under way.
+    reloading: HashMap<Uuid, u64>,
+    next_ticket: u64,
     status: StatusWriter,
     /// Earliest start for the next initial REGISTER (the ramp).
     next_ramp_slot: Instant,
@@ -182,7 +196,7 @@ impl Core {
         mut self,
         mut events: broadcast::Receiver<ChangeEvent>,
         mut results: mpsc::UnboundedReceiver<ExchangeResult>,
-        mut loads: mpsc::UnboundedReceiver<Loaded>,
+        mut loads: mpsc::UnboundedReceiver<Load>,
         mut closed: mpsc::UnboundedReceiver<SocketAddr>,
         mut stopped: oneshot::Receiver<()>,
     ) {
@@ -204,7 +218,7 @@ impl Core {
                     self.start_exchange(id, false);
                 }
                 Some(result) = results.recv() => self.finish_exchange(result),
-                Some(loaded) = loads.recv() => self.apply_loaded(loaded),
+                Some(load) = loads.recv() => self.on_load(load),
                 event = events.recv() => match event {
                     Ok(event) => self.on_change(event),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -219,43 +233,71 @@ impl Core {
         self.shutdown(results).await;
     }
 
-    /// Loads every registration (start, or after missed events) and schedules the new ones
-    /// along the ramp.
+    /// Loads every registration (start, or after missed events).
     async fn load_all(&mut self) {
-        let registrations = match self.store.outbound_registrations().await {
-            Ok(registrations) => registrations,
+        match self.store.outbound_registrations().await {
+            Ok(registrations) => self.adopt_all(registrations),
             Err(err) => {
                 tracing::error!(error = %err, "cannot load registrations; retrying in 5 s");
-                // A change event or the next reload will pick them up; try again soon.
                 let retry = self.loads_tx.clone();
                 let store = self.store.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    if let Ok(all) = store.outbound_registrations().await {
-                        for registration in all {
-                            let _ = retry.send(Loaded {
-                                tenant: registration.tenant.clone(),
-                                id: registration.id,
-                                registration: Some(registration),
-                            });
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        match store.outbound_registrations().await {
+                            Ok(all) => {
+                                let _ = retry.send(Load::All(all));
+                                return;
+                            }
+                            Err(err) => tracing::error!(error = %err, "cannot load registrations"),
                         }
                     }
                 });
-                return;
             }
-        };
+        }
+    }
+
+    /// Makes the slots match the full set: new ones scheduled along the ramp, changed ones
+    /// re-registered, vanished ones unregistered.
+    fn adopt_all(&mut self, registrations: Vec<OutboundRegistration>) {
         tracing::info!(count = registrations.len(), "registrations loaded");
+        let present: HashSet<Uuid> = registrations.iter().map(|r| r.id).collect();
+        let vanished: Vec<Uuid> = self
+            .slots
+            .keys()
+            .filter(|id| !present.contains(id))
+            .copied()
+            .collect();
+        for id in vanished {
+            self.remove(id);
+        }
         for registration in registrations {
-            let id = registration.id;
-            match self.slots.get(&id) {
-                Some(slot) if slot.registration.version == registration.version => {}
-                Some(_) => self.apply_loaded(Loaded {
-                    tenant: registration.tenant.clone(),
-                    id,
-                    registration: Some(registration),
-                }),
-                None => self.insert(registration),
+            self.apply(registration);
+        }
+    }
+
+    fn on_load(&mut self, load: Load) {
+        match load {
+            Load::Reload(tenant, ids) => {
+                for id in ids {
+                    self.reload(tenant.clone(), id);
+                }
             }
+            Load::Loaded {
+                id,
+                ticket,
+                registration,
+            } => {
+                if self.reloading.get(&id) != Some(&ticket) {
+                    return;
+                }
+                self.reloading.remove(&id);
+                match registration {
+                    Some(registration) => self.apply(registration),
+                    None => self.remove(id),
+                }
+            }
+            Load::All(registrations) => self.adopt_all(registrations),
         }
     }
 
@@ -320,21 +362,14 @@ impl Core {
                 let store = self.store.clone();
                 let loads = self.loads_tx.clone();
                 tokio::spawn(async move {
-                    let numbers = store
+                    match store
                         .registering_numbers_of_trunk(&event.tenant, event.id)
                         .await
-                        .unwrap_or_default();
-                    for id in numbers {
-                        let registration = store
-                            .outbound_registration(&event.tenant, id)
-                            .await
-                            .ok()
-                            .flatten();
-                        let _ = loads.send(Loaded {
-                            tenant: event.tenant.clone(),
-                            id,
-                            registration,
-                        });
+                    {
+                        Ok(numbers) => {
+                            let _ = loads.send(Load::Reload(event.tenant, numbers));
+                        }
+                        Err(err) => tracing::error!(error = %err, "cannot list a trunk's numbers"),
                     }
                 });
             }
@@ -342,15 +377,19 @@ impl Core {
         }
     }
 
-    fn reload(&self, tenant: AccountId, id: Uuid) {
+    /// Re-reads one registration in the background; see [`Load::Loaded`].
+    fn reload(&mut self, tenant: AccountId, id: Uuid) {
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.reloading.insert(id, ticket);
         let store = self.store.clone();
         let loads = self.loads_tx.clone();
         tokio::spawn(async move {
             match store.outbound_registration(&tenant, id).await {
                 Ok(registration) => {
-                    let _ = loads.send(Loaded {
-                        tenant,
+                    let _ = loads.send(Load::Loaded {
                         id,
+                        ticket,
                         registration,
                     });
                 }
@@ -359,20 +398,15 @@ impl Core {
         });
     }
 
-    fn apply_loaded(&mut self, loaded: Loaded) {
-        let Some(registration) = loaded.registration else {
-            // Gone, or a number that no longer asks for registration.
-            let _ = loaded.tenant;
-            self.remove(loaded.id);
-            return;
-        };
+    /// Takes in a registration's current values: new → scheduled, changed → re-registered.
+    fn apply(&mut self, registration: OutboundRegistration) {
         let id = registration.id;
         let Some(slot) = self.slots.get_mut(&id) else {
             // New: register at once (still respecting the ramp).
             self.insert(registration);
             return;
         };
-        if slot.registration.version == registration.version {
+        if registration.version <= slot.registration.version {
             return;
         }
         let addressing = Addressing::of(&registration).map_err(|e| e.to_string());
@@ -468,6 +502,8 @@ impl Core {
 
     /// Deleted: unregister the binding if there is one, then forget the registration.
     fn remove(&mut self, id: Uuid) {
+        // A reload still under way would bring back what was deleted.
+        self.reloading.remove(&id);
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
