@@ -759,3 +759,80 @@ fn a_restart_spreads_registrations_over_the_ramp() {
         started.elapsed()
     );
 }
+
+#[test]
+fn trunk_changes_reach_its_numbers_and_registration_false_unregisters() {
+    let kamailio =
+        Kamailio::start(KamailioOptions::default().subscriber("+14155550177", "good-trunk-pw"));
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let trunk_body = |password: &str| {
+        json!({
+            "server": kamailio.addr(Transport::Udp).to_string(),
+            "transport": "udp",
+            "authPassword": password,
+        })
+    };
+    let (code, trunk) = read(
+        server
+            .dasha(Method::POST, "/api/v1/sip-credentials", &tenant)
+            .json(&trunk_body("bad-trunk-pw"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 201, "{trunk}");
+    let trunk_id = trunk["id"].as_str().unwrap().to_owned();
+    let number =
+        json!({"phoneNumber": "+14155550177", "credentialsId": trunk_id, "registration": true});
+    let (code, _) = read(
+        server
+            .dasha(Method::POST, "/api/v1/sip-phone-numbers", &tenant)
+            .json(&number)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 201);
+    wait_for_status(&server, &tenant, "+14155550177", |b| {
+        state(b) == "failed_auth"
+    });
+
+    // The trunk's password is fixed: its number re-registers with it.
+    let (code, _) = read(
+        server
+            .dasha(
+                Method::PUT,
+                &format!("/api/v1/sip-credentials/{trunk_id}"),
+                &tenant,
+            )
+            .json(&trunk_body("good-trunk-pw"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    kamailio.wait_for_binding("+14155550177", |_| true, WAIT);
+    wait_for_status(&server, &tenant, "+14155550177", registered);
+
+    // registration: false removes the binding.
+    let mut off = number.clone();
+    off["registration"] = json!(false);
+    let (code, _) = read(
+        server
+            .dasha(
+                Method::PUT,
+                "/api/v1/sip-phone-numbers/%2B14155550177",
+                &tenant,
+            )
+            .json(&off)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    kamailio.wait_for_bindings("+14155550177", |b| b.is_empty(), WAIT);
+    assert_eq!(
+        status_of(&server, &tenant, "+14155550177")["state"],
+        "disabled"
+    );
+}
