@@ -113,8 +113,9 @@ impl Engine {
 
 /// One registration's state.
 struct Slot {
-    registration: OutboundRegistration,
-    addressing: Result<Addressing, String>,
+    /// Shared with the binding made from it (no copy per binding).
+    registration: Arc<OutboundRegistration>,
+    addressing: Result<Arc<Addressing>, String>,
     call_id: String,
     from_tag: String,
     cseq: u32,
@@ -133,14 +134,14 @@ struct Slot {
 
 #[derive(Clone)]
 struct Bound {
-    addressing: Addressing,
+    addressing: Arc<Addressing>,
     contact: String,
     expires_at: Instant,
     /// Where and how the binding was made (the connection to watch over TCP/TLS).
     remote: Option<SocketAddr>,
     transport: Transport,
     /// The values the binding was made with: an unregister must authenticate as they did.
-    made_with: OutboundRegistration,
+    made_with: Arc<OutboundRegistration>,
 }
 
 /// How often the per-state gauges are refreshed and old history is pruned.
@@ -304,7 +305,9 @@ impl Core {
     fn insert(&mut self, registration: OutboundRegistration) {
         let id = registration.id;
         let slot = Slot {
-            addressing: Addressing::of(&registration).map_err(|e| e.to_string()),
+            addressing: Addressing::of(&registration)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
             call_id: format!("{}@trunkline", Uuid::new_v4().simple()),
             from_tag: Uuid::new_v4().simple().to_string()[..12].to_owned(),
             cseq: 0,
@@ -315,7 +318,7 @@ impl Core {
             proxy_auth: false,
             in_flight: false,
             after_flight: AfterFlight::Nothing,
-            registration,
+            registration: Arc::new(registration),
         };
         self.slots.insert(id, slot);
         let at = self.ramp_slot();
@@ -412,8 +415,8 @@ impl Core {
         let addressing = Addressing::of(&registration).map_err(|e| e.to_string());
         let credentials_changed = slot.registration.auth_user != registration.auth_user
             || slot.registration.aor_user != registration.aor_user;
-        slot.registration = registration;
-        slot.addressing = addressing;
+        slot.registration = Arc::new(registration);
+        slot.addressing = addressing.map(Arc::new);
         if credentials_changed {
             if let Some(digest) = slot.digest.as_mut() {
                 digest.forget();
@@ -568,10 +571,7 @@ impl Core {
             sip: self.sip.clone(),
             addressing,
             contact: contact_override,
-            aor_user: values.aor_user,
-            auth_user: values.auth_user,
-            password: values.password,
-            values_version: values.version,
+            values,
             call_id: slot.call_id.clone(),
             from_tag: slot.from_tag.clone(),
             cseq: slot.cseq,

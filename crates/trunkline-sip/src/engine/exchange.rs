@@ -9,9 +9,10 @@ use rsipstack::sip::{Request, SipMessage};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::SipAddr;
-use secrecy::SecretString;
 use tokio::time::Instant;
-use trunkline_core::model::{FailedBy, RegistrationAttempt, RegistrationState, Transport};
+use trunkline_core::model::{
+    FailedBy, OutboundRegistration, RegistrationAttempt, RegistrationState, Transport,
+};
 use trunkline_core::sip_uri::Host;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
@@ -27,14 +28,11 @@ pub struct Exchange {
     pub id: Uuid,
     pub tenant: AccountId,
     pub sip: Arc<SipEndpoint>,
-    pub addressing: Addressing,
+    pub addressing: Arc<Addressing>,
     /// The Contact to use (unregistering an existing binding); else built from the endpoint.
     pub contact: Option<String>,
-    pub aor_user: String,
-    pub auth_user: Option<String>,
-    pub password: Option<SecretString>,
-    /// Version of the registration values used (to tell what the binding was made with).
-    pub values_version: trunkline_core::Timestamp,
+    /// The registration's values this exchange uses (credentials, AOR user).
+    pub values: Arc<OutboundRegistration>,
     pub call_id: String,
     pub from_tag: String,
     /// Last CSeq used on this Call-ID.
@@ -72,7 +70,7 @@ pub struct ExchangeResult {
     pub id: Uuid,
     pub cseq: u32,
     pub digest: DigestSession,
-    pub addressing: Addressing,
+    pub addressing: Arc<Addressing>,
     pub transport: Transport,
     pub remote: Option<SocketAddr>,
     pub outcome: Outcome,
@@ -158,7 +156,7 @@ impl Exchange {
             was_unregister,
             elapsed: started.elapsed(),
             proxy_auth: self.proxy_auth,
-            values_version: self.values_version,
+            values_version: self.values.version,
             attempts: self.attempts,
         }
     }
@@ -207,25 +205,23 @@ impl Exchange {
         let contact = self.contact.clone().unwrap_or_else(|| {
             format!(
                 "sip:{}@{};transport={}",
-                self.aor_user,
+                self.values.aor_user,
                 self.sip.contact_hostport(transport),
                 transport.as_str()
             )
         });
-        let digest_user = self
-            .auth_user
-            .clone()
-            .unwrap_or_else(|| self.aor_user.clone());
+        let values = self.values.clone();
+        let digest_user = values.auth_user.as_deref().unwrap_or(&values.aor_user);
         let mut expires = self.expires;
         let mut answered_challenge = false;
         let mut followed_423 = false;
 
         for _ in 0..MAX_ROUNDS {
             self.cseq = self.cseq.wrapping_add(1).max(1);
-            let authorization = match &self.password {
+            let authorization = match &self.values.password {
                 Some(password) => {
                     let credentials = Credentials {
-                        username: &digest_user,
+                        username: digest_user,
                         password,
                     };
                     let header = if self.digest.challenge().is_some() {
@@ -314,7 +310,7 @@ impl Exchange {
                             retry_after: None,
                         };
                     };
-                    if self.password.is_none() {
+                    if self.values.password.is_none() {
                         return Outcome::Failed {
                             state: RegistrationState::FailedAuth,
                             code: Some(reply.code),
