@@ -428,7 +428,16 @@ impl Core {
             slot.after_flight = AfterFlight::Refresh;
             return;
         }
-        // A binding for another address of record (or registrar) is removed first.
+        self.cancel_timer(id);
+        self.register_changed(id);
+    }
+
+    /// Registers a registration's new values at once; a binding for another address of record
+    /// (or registrar, or route) is removed first.
+    fn register_changed(&mut self, id: Uuid) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
         let moved = match (&slot.bound, &slot.addressing) {
             (Some(bound), Ok(new)) => {
                 bound.expires_at > Instant::now() && !same_binding(&bound.addressing, new)
@@ -436,11 +445,8 @@ impl Core {
             (Some(bound), Err(_)) => bound.expires_at > Instant::now(),
             (None, _) => false,
         };
-        self.cancel_timer(id);
         if moved {
-            if let Some(slot) = self.slots.get_mut(&id) {
-                slot.after_flight = AfterFlight::Refresh;
-            }
+            slot.after_flight = AfterFlight::Refresh;
             self.start_exchange(id, true);
         } else {
             self.start_exchange(id, false);
@@ -588,7 +594,11 @@ impl Core {
 
     fn finish_exchange(&mut self, result: ExchangeResult) {
         let id = result.id;
-        let settings = self.settings.clone();
+        let (failed_auth_retry, backoff_base, backoff_cap) = (
+            self.settings.failed_auth_retry,
+            self.settings.backoff_base,
+            self.settings.backoff_cap,
+        );
         metrics::counter!("trunkline_register_responses_total", "code" => result.last_code_label())
             .increment(1);
         self.status.record(result.attempts);
@@ -668,12 +678,12 @@ impl Core {
                     slot.status.expires_at = None;
                 }
                 let delay = if state == RegistrationState::FailedAuth {
-                    settings.failed_auth_retry
+                    failed_auth_retry
                 } else {
                     let backoff = policy::backoff(
                         slot.status.consecutive_failures,
-                        settings.backoff_base,
-                        settings.backoff_cap,
+                        backoff_base,
+                        backoff_cap,
                         &mut rng,
                     );
                     backoff.max(Duration::from_secs(u64::from(retry_after.unwrap_or(0))))
@@ -695,7 +705,7 @@ impl Core {
             AfterFlight::Refresh => {
                 let tenant = slot.registration.tenant.clone();
                 self.status.put(&tenant, id, slot.status.clone());
-                self.start_exchange(id, false);
+                self.register_changed(id);
                 return;
             }
             AfterFlight::Nothing => {}
