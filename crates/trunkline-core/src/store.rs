@@ -230,8 +230,12 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
     ) -> Result<Option<OutboundRegistration>, StoreError>;
     /// Appends REGISTER transactions to the registrations' histories (skipping registrations
-    /// that no longer exist).
-    async fn record_attempts(&self, attempts: &[RegistrationAttempt]) -> Result<(), StoreError>;
+    /// that no longer exist) and keeps only the newest `keep` of each registration touched.
+    async fn record_attempts(
+        &self,
+        attempts: &[RegistrationAttempt],
+        keep: u32,
+    ) -> Result<(), StoreError>;
     /// The newest `limit` attempts of a registration, newest first.
     async fn registration_attempts(
         &self,
@@ -239,8 +243,6 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         limit: u32,
     ) -> Result<Vec<RegistrationAttempt>, StoreError>;
-    /// Keeps only the newest `keep` attempts of each registration; returns how many went.
-    async fn prune_attempts(&self, keep: u32) -> Result<u64, StoreError>;
     /// Ids of the phone numbers on a trunk that ask for registration.
     async fn registering_numbers_of_trunk(
         &self,

@@ -29,7 +29,6 @@ use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind};
 use trunkline_core::model::{
     FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
 };
-use trunkline_core::service::HISTORY_LENGTH;
 use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
@@ -144,7 +143,7 @@ struct Bound {
     made_with: Arc<OutboundRegistration>,
 }
 
-/// How often the per-state gauges are refreshed and old history is pruned.
+/// How often the per-state gauges are refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often idle TCP/TLS connections to registrars get a CRLF keepalive (RFC 5626 §4.4.1;
@@ -475,7 +474,7 @@ impl Core {
         }
     }
 
-    /// Per-state gauges, and pruning of the attempt history.
+    /// Per-state gauges.
     fn housekeeping(&self) {
         let mut counts: HashMap<RegistrationState, u64> = HashMap::new();
         for slot in self.slots.values() {
@@ -485,12 +484,6 @@ impl Core {
             metrics::gauge!("trunkline_registrations", "state" => state.as_str())
                 .set(counts.get(&state).copied().unwrap_or(0) as f64);
         }
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(err) = store.prune_attempts(HISTORY_LENGTH).await {
-                tracing::warn!(error = %err, "cannot prune registration history");
-            }
-        });
     }
 
     /// One CRLF keepalive per distinct TCP/TLS connection that carries a live binding.

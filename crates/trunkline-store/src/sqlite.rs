@@ -1434,7 +1434,11 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn record_attempts(&self, attempts: &[RegistrationAttempt]) -> Result<(), StoreError> {
+    async fn record_attempts(
+        &self,
+        attempts: &[RegistrationAttempt],
+        keep: u32,
+    ) -> Result<(), StoreError> {
         if attempts.is_empty() {
             return Ok(());
         }
@@ -1460,6 +1464,24 @@ impl Store for SqlStore {
             .await
             .map_err(db)?;
         }
+        // Prune only the registrations just written: an index range each, not the table.
+        let touched: std::collections::BTreeSet<(&str, String)> = attempts
+            .iter()
+            .map(|a| (a.tenant.as_str(), a.registration_id.to_string()))
+            .collect();
+        for (tenant, id) in touched {
+            sqlx::query(
+                "DELETE FROM registration_attempts WHERE tenant_id = $1 AND registration_id = $2 \
+                 AND id NOT IN (SELECT id FROM registration_attempts WHERE registration_id = $2 \
+                 ORDER BY at DESC, id DESC LIMIT $3)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(i64::from(keep))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -1481,19 +1503,6 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         rows.into_iter().map(AttemptRow::into_model).collect()
-    }
-
-    async fn prune_attempts(&self, keep: u32) -> Result<u64, StoreError> {
-        let result = sqlx::query(
-            "DELETE FROM registration_attempts WHERE id IN (SELECT id FROM (SELECT id, \
-             ROW_NUMBER() OVER (PARTITION BY registration_id ORDER BY at DESC, id DESC) AS n \
-             FROM registration_attempts) AS ranked WHERE n > $1)",
-        )
-        .bind(i64::from(keep))
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(result.rows_affected())
     }
 
     async fn registering_numbers_of_trunk(

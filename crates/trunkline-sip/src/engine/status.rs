@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use trunkline_core::model::{RegistrationAttempt, RegistrationStatus};
+use trunkline_core::service::HISTORY_LENGTH;
 use trunkline_core::store::Store;
 use trunkline_core::AccountId;
 use uuid::Uuid;
@@ -118,7 +119,7 @@ async fn flush(store: &Arc<dyn Store>, pending: &mut Pending) {
     }
     if !pending.attempts.is_empty() {
         let attempts = std::mem::take(&mut pending.attempts);
-        if let Err(err) = store.record_attempts(&attempts).await {
+        if let Err(err) = store.record_attempts(&attempts, HISTORY_LENGTH).await {
             tracing::error!(error = %err, count = attempts.len(), "cannot write registration history");
         }
     }
