@@ -12,10 +12,13 @@
 # (3 rounds).
 #
 # What it does (see /work/shared/bench-anchors.md for why):
-#   1. builds both binaries with --release;
+#   1. builds both binaries with --release and runs private copies of them (others building in
+#      the same target directory would otherwise swap the binary between runs);
 #   2. starts trunkline on a fresh data dir, seeds $ROWS Ultravox registrations through the real
 #      API (POST /api/sip/registrations with the default tenant's key), stops it and checkpoints
-#      the WAL into one seed file;
+#      the WAL into one seed file; with STATUS=1 (default) gives every registration a
+#      `registration_status` row (state registered, as the engine would leave it) with sqlite3,
+#      so that the LEFT JOIN of the list reads real rows on both sides;
 #   3. for each scenario and round, runs trunkline and the ceiling one after the other (order
 #      flipped every round), each on a fresh copy of the seed file, each with a short unmeasured
 #      warm-up:
@@ -23,6 +26,11 @@
 #        list-q        GET ?pageSize=$PAGE, oha -q $LIST_RATE --latency-correction (p50/p99)
 #        create-max    POST with a unique username per request (wrk + Lua), maximum throughput
 #        create-qN     POST at each rate in $CREATE_RATES, oha --latency-correction
+#   The SIP engine is off (TRUNKLINE_OUTBOUND_ENABLED=false) unless ENGINE=1: the ceiling models
+#   the REST path only, and with the engine on, a freshly started trunkline spends the whole run
+#   registering the $ROWS seeded registrations (ramp 200/s) against their proxy and writing their
+#   status through the same single writer connection.
+#   CEILING_ARGS=--auth-query gives the ceiling trunkline's API-key query (to attribute the gap).
 #   4. records, per run: hypervisor steal and other processes' CPU from /proc/stat, the server's
 #      CPU time per request, non-2xx responses and client errors; prints a Markdown table.
 # Outputs go to bench/out/<UTC timestamp>/ (raw tool output, results.tsv, results.md).
@@ -49,6 +57,9 @@ OHA_CONNS=${OHA_CONNS:-32}
 T_PORT=${T_PORT:-18080}
 C_PORT=${C_PORT:-18090}
 OUT=${OUT:-$HERE/out/$(date -u +%Y%m%dT%H%M%SZ)}
+STATUS=${STATUS:-1}
+ENGINE=${ENGINE:-0}
+CEILING_ARGS=${CEILING_ARGS:-}  # e.g. --auth-query: the ceiling then also looks the API key up
 CLK_TCK=$(getconf CLK_TCK)
 PATH="$HOME/.cargo/bin:$PATH"
 
@@ -72,18 +83,21 @@ fi
 mkdir -p "$OUT"
 log "building (release)"
 (cd "$ROOT" && cargo build --release -p trunkline -p trunkline-bench-ceiling)
-TRUNKLINE=$ROOT/target/release/trunkline
-CEILING=$ROOT/target/release/ceiling
+mkdir -p "$OUT/bin"
+cp -p "$ROOT/target/release/trunkline" "$ROOT/target/release/ceiling" "$OUT/bin/"
+TRUNKLINE=$OUT/bin/trunkline
+CEILING=$OUT/bin/ceiling
+if [ "$ENGINE" = 1 ]; then export TRUNKLINE_OUTBOUND_ENABLED=true; else export TRUNKLINE_OUTBOUND_ENABLED=false; fi
 
 # --- processes ------------------------------------------------------------------------------------
 SERVER_PID=""
-cleanup() { [ -z "$SERVER_PID" ] || kill -TERM "$SERVER_PID" 2>/dev/null || true; }
+# The private copies of the binaries are large; machine.txt keeps their checksum.
+cleanup() { [ -z "$SERVER_PID" ] || kill -TERM "$SERVER_PID" 2>/dev/null || true; rm -rf "${OUT:?}/bin"; }
 trap cleanup EXIT
 
 # wait_listening LOGFILE: until the server prints its address (30 s at most).
 wait_listening() {
-    local i
-    for i in $(seq 300); do
+    for _ in $(seq 300); do
         grep -q '^listening on http://' "$1" 2>/dev/null && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$1" >&2; log "server exited"; exit 1; }
         sleep 0.1
@@ -92,9 +106,8 @@ wait_listening() {
 }
 
 stop_server() {
-    local i
     kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for i in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
@@ -109,7 +122,8 @@ start_side() {
         TRUNKLINE_LOG=warn "$TRUNKLINE" --data-dir "$dir" serve --listen "127.0.0.1:$T_PORT" 2>"$dir/server.log" &
     else
         cp "$SEED/trunkline.db" "$dir/ceiling.db"
-        "$CEILING" --db "$dir/ceiling.db" --listen "127.0.0.1:$C_PORT" --tenant "$TENANT" 2>"$dir/server.log" &
+        # shellcheck disable=SC2086 # CEILING_ARGS is a list of flags
+        "$CEILING" --db "$dir/ceiling.db" --listen "127.0.0.1:$C_PORT" --tenant "$TENANT" $CEILING_ARGS 2>"$dir/server.log" &
     fi
     SERVER_PID=$!
     wait_listening "$dir/server.log"
@@ -135,13 +149,13 @@ to_ms() {
 # measure SCENARIO ROUND SIDE: one measured run; appends a row to results.tsv.
 measure() {
     local scenario=$1 round=$2 side=$3
-    local dir=$OUT/run/$scenario-$round-$side base raw ctime
+    local dir=$OUT/run/$scenario-$round-$side base raw
     start_side "$side" "$dir"
     base=$(url_of "$side")
     local list_url="$base/api/sip/registrations?pageSize=$PAGE"
     local post_url="$base/api/sip/registrations"
     local auth=(-H "X-API-Key: $API_KEY")
-    [ "$side" = ceiling ] && auth=(-H "X-Tenant: $TENANT")
+    [ "$side" = ceiling ] && [ -z "$CEILING_ARGS" ] && auth=(-H "X-Tenant: $TENANT")
     # sanity: the page is whole and the total is the seeded count
     curl -fsS "${auth[@]}" "$list_url" | jq -e --argjson rows "$ROWS" --argjson page "$PAGE" \
         '.total == $rows and (.results | length) == $page and .next != null' >/dev/null \
@@ -213,7 +227,8 @@ measure() {
     echo "wrk: $(wrk -v 2>&1 | head -1)"
     echo "oha: $(oha --version)"
     echo "uptime at start: $(uptime)"
-    echo "settings: DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS ROWS=$ROWS PAGE=$PAGE LIST_RATE=$LIST_RATE CREATE_RATES='$CREATE_RATES' WRK_THREADS=$WRK_THREADS WRK_CONNS=$WRK_CONNS OHA_CONNS=$OHA_CONNS"
+    echo "trunkline binary: sha256 $(sha256sum "$TRUNKLINE" | cut -c1-16), built $(date -u -r "$TRUNKLINE" +%FT%TZ)"
+    echo "settings: ENGINE=$ENGINE STATUS=$STATUS CEILING_ARGS='$CEILING_ARGS' DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS ROWS=$ROWS PAGE=$PAGE LIST_RATE=$LIST_RATE CREATE_RATES='$CREATE_RATES' WRK_THREADS=$WRK_THREADS WRK_CONNS=$WRK_CONNS OHA_CONNS=$OHA_CONNS"
 } | tee "$OUT/machine.txt" >&2
 
 SEED=$OUT/seed
@@ -224,7 +239,7 @@ SERVER_PID=$!
 wait_listening "$SEED/server.log"
 TENANT=$(sed -n 's/^default tenant: account_id=\([^ ]*\) .*/\1/p' "$SEED/server.log")
 API_KEY=$(sed -n 's/^default tenant: .* api_key=\([^ ]*\)$/\1/p' "$SEED/server.log")
-[ -n "$TENANT" ] && [ -n "$API_KEY" ] || { log "no default tenant line"; exit 1; }
+if [ -z "$TENANT" ] || [ -z "$API_KEY" ]; then log "no default tenant line"; exit 1; fi
 # Request bodies, one per line; oha -Z picks a line at random per request.
 awk -v n=$((ROWS * 2)) 'BEGIN { for (i = 1; i <= n; i++)
     printf "{\"username\":\"user%06d\",\"password\":\"s3cret-pw-%d\",\"proxy\":\"sip.example.com\",\"authUser\":\"auth%d\"}\n", i, i, i }' \
@@ -237,6 +252,17 @@ stop_server
 sqlite3 "$SEED/trunkline.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
 rm -f "$SEED/trunkline.db-wal" "$SEED/trunkline.db-shm"
 [ "$(sqlite3 "$SEED/trunkline.db" 'SELECT COUNT(*) FROM registrations')" = "$ROWS" ] || { log "seed count"; exit 1; }
+if [ "$STATUS" = 1 ]; then
+    # What the engine leaves behind for a registration that succeeded: the join has a row to read.
+    sqlite3 "$SEED/trunkline.db" "
+        DELETE FROM registration_status;
+        INSERT INTO registration_status (registration_id, tenant_id, state, last_code, last_phrase,
+            last_attempt_at, expires_at, next_attempt_at, consecutive_failures, transport, remote,
+            updated_at)
+        SELECT id, tenant_id, 'registered', 200, 'OK', created_at, created_at + 3600000000,
+            created_at + 3300000000, 0, 'udp', '192.0.2.10:5060', created_at FROM registrations;
+        PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+fi
 
 # wrk: a unique username per request (thread number, start time, counter).
 cat >"$OUT/create.lua" <<'LUA'

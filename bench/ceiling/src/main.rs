@@ -14,6 +14,9 @@
 //! The tenant comes from `--tenant` or an `X-Tenant` header: no API-key lookup, no cursor
 //! decoding, no metrics middleware, no change events. That is what makes it a ceiling. Rows it
 //! creates are sealed under a throw-away key; point it only at a copy of a benchmark database.
+//!
+//! `--auth-query` adds one thing trunkline does, to attribute the gap: the tenant comes from
+//! trunkline's API-key query (`api_keys` by the `X-API-Key` prefix) on the reader pool.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +63,9 @@ struct Args {
     /// Tenant (account id) served when a request has no `X-Tenant` header.
     #[arg(long)]
     tenant: String,
+    /// Look the tenant up by the `X-API-Key` prefix, as trunkline does (no hash check).
+    #[arg(long)]
+    auth_query: bool,
 }
 
 #[derive(Clone)]
@@ -68,6 +74,7 @@ struct App {
     writer: SqlitePool,
     cipher: Arc<Aes256Gcm>,
     tenant: Arc<str>,
+    auth_query: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -140,11 +147,26 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-fn tenant<'a>(app: &'a App, headers: &'a HeaderMap) -> &'a str {
-    headers
-        .get("x-tenant")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(&app.tenant)
+async fn tenant(app: &App, headers: &HeaderMap) -> Result<String, Response> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    if !app.auth_query {
+        return Ok(header("x-tenant").unwrap_or(&app.tenant).to_owned());
+    }
+    let key = header("x-api-key").unwrap_or_default();
+    let row: Option<(String, Vec<u8>, Option<i64>)> =
+        sqlx::query_as("SELECT tenant_id, sha256, revoked_at FROM api_keys WHERE prefix = $1")
+            .bind(key.get(..12).unwrap_or_default())
+            .fetch_optional(&app.reader)
+            .await
+            .map_err(internal)?;
+    match row {
+        Some((tenant, _, None)) => Ok(tenant),
+        _ => Err(StatusCode::UNAUTHORIZED.into_response()),
+    }
 }
 
 fn internal(err: impl std::fmt::Display) -> Response {
@@ -156,7 +178,7 @@ async fn list(
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Result<Json<PageBody>, Response> {
-    let tenant = tenant(&app, &headers);
+    let tenant = &tenant(&app, &headers).await?;
     let size = params.page_size.unwrap_or(100).clamp(1, 1000);
     let mut rows: Vec<Row> = sqlx::query_as(PAGE_SQL)
         .bind(tenant)
@@ -223,7 +245,7 @@ async fn create(
     headers: HeaderMap,
     Json(body): Json<CreateBody>,
 ) -> Result<(StatusCode, Json<SipRegistration>), Response> {
-    let tenant = tenant(&app, &headers);
+    let tenant = &tenant(&app, &headers).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_micros();
     // Same layout as trunkline's sealer: version | nonce | ciphertext+tag.
@@ -296,6 +318,7 @@ async fn main() -> anyhow::Result<()> {
         writer,
         cipher: Arc::new(Aes256Gcm::new(&key.into())),
         tenant: args.tenant.into(),
+        auth_query: args.auth_query,
     };
     let router = Router::new()
         .route("/api/sip/registrations", get(list).post(create))

@@ -103,10 +103,11 @@ impl SqlStore {
         })
     }
 
-    /// Closes both pools, waiting for connections to finish.
+    /// Closes both pools, waiting for connections to finish; readers first, so the writer's
+    /// close can checkpoint the WAL and leave one file behind.
     pub async fn close(&self) {
-        self.writer.close().await;
         self.reader.close().await;
+        self.writer.close().await;
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {

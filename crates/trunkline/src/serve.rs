@@ -39,6 +39,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("metrics buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    // Histograms accumulate until drained: drain them even when nobody scrapes /metrics.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
 
     let engine = if config.outbound.enabled {
         let settings = config.engine_settings().map_err(anyhow::Error::msg)?;
