@@ -397,6 +397,9 @@ fn command(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         .env_remove("TRUNKLINE_ADMIN_TOKEN")
         .env("TRUNKLINE_LOG", "warn")
         .env("NO_COLOR", "1")
+        // Tests run in parallel: no engine, and no fixed SIP port even if it were on.
+        .env("TRUNKLINE_OUTBOUND_ENABLED", "false")
+        .env("TRUNKLINE_SIP_LISTEN", "127.0.0.1:0")
         .envs(env.iter().copied())
         .stdin(Stdio::null());
     command

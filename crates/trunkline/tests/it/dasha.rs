@@ -332,6 +332,8 @@ impl Reopened {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("TRUNKLINE_LOG", "warn")
             .env("NO_COLOR", "1")
+            .env("TRUNKLINE_OUTBOUND_ENABLED", "false")
+            .env("TRUNKLINE_SIP_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
