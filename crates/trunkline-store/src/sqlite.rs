@@ -607,6 +607,26 @@ impl SqlStore {
         })
     }
 
+    /// One offset window of a tenant's rows: `sql` binds the tenant as `$1`, the limit as `$2`
+    /// and the offset as `$3`.
+    async fn window_rows<R>(
+        &self,
+        sql: &str,
+        tenant: &AccountId,
+        window: Window,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        sqlx::query_as::<_, R>(sql)
+            .bind(tenant.as_str())
+            .bind(i64::from(window.limit))
+            .bind(i64::try_from(window.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)
+    }
+
     async fn count(&self, sql: &str, tenant: &AccountId) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar(sql)
             .bind(tenant.as_str())
@@ -1043,15 +1063,13 @@ impl Store for SqlStore {
         window: Window,
         reveal: bool,
     ) -> Result<Vec<Trunk>, StoreError> {
-        let rows = sqlx::query_as::<_, TrunkRow>(&format!(
-            "{TRUNK_SELECT} WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-        ))
-        .bind(tenant.as_str())
-        .bind(i64::from(window.limit))
-        .bind(i64::try_from(window.offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db)?;
+        let rows = self
+            .window_rows::<TrunkRow>(
+                &format!("{TRUNK_SELECT} WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"),
+                tenant,
+                window,
+            )
+            .await?;
         rows.into_iter()
             .map(|row| self.trunk_from_row(row, reveal))
             .collect()
@@ -1182,16 +1200,15 @@ impl Store for SqlStore {
         tenant: &AccountId,
         window: Window,
     ) -> Result<Vec<PhoneNumber>, StoreError> {
-        sqlx::query_as::<_, PhoneNumberRow>(concat!(
-            phone_number_select!(),
-            "WHERE p.tenant_id = $1 ORDER BY p.created_at, p.id LIMIT $2 OFFSET $3"
-        ))
-        .bind(tenant.as_str())
-        .bind(i64::from(window.limit))
-        .bind(i64::try_from(window.offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db)?
+        self.window_rows::<PhoneNumberRow>(
+            concat!(
+                phone_number_select!(),
+                "WHERE p.tenant_id = $1 ORDER BY p.created_at, p.id LIMIT $2 OFFSET $3"
+            ),
+            tenant,
+            window,
+        )
+        .await?
         .into_iter()
         .map(PhoneNumberRow::into_model)
         .collect()
@@ -1309,15 +1326,14 @@ impl Store for SqlStore {
         tenant: &AccountId,
         window: Window,
     ) -> Result<Vec<InboundCredential>, StoreError> {
-        sqlx::query_as::<_, CredentialRow>(&format!(
-            "{CREDENTIAL_SELECT} WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(tenant.as_str())
-        .bind(i64::from(window.limit))
-        .bind(i64::try_from(window.offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db)?
+        self.window_rows::<CredentialRow>(
+            &format!(
+                "{CREDENTIAL_SELECT} WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+            ),
+            tenant,
+            window,
+        )
+        .await?
         .into_iter()
         .map(CredentialRow::into_model)
         .collect()
