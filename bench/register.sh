@@ -9,11 +9,12 @@
 #
 # Needs: cargo, curl, awk, ps, and (installed here with apt-get if missing) the Debian 12
 # packages kamailio, kamailio-sqlite-modules and sqlite3. Takes about 25 minutes after the
-# release build with side C, about 17 without (dominated by the 3-minute refresh windows).
+# release build with side C, about 14 without (dominated by the 3-minute refresh windows).
 #
-# What it measures (see /work/shared/bench-anchors.md for why each setting is what it is):
+# What it measures (see the project's bench-anchors notes (shared/bench-anchors.md) for why each setting is what it is):
 #   registrar  ONE Kamailio 5.6 (auth_db + usrloc db_mode 1 on SQLite in WAL mode, one UDP
-#              worker, MD5 challenges with qop=auth, default/max/min expires $EXPIRES) holding
+#              worker, MD5 challenges with qop=auth, nonces valid 300 s, default/max/min expires
+#              $EXPIRES, usrloc timer_interval 3600 so that only the worker writes) holding
 #              $N subscribers, shared by the sides in turn and restarted with an empty `location`
 #              table before each. It counts retransmitted REGISTERs (same Call-ID and CSeq seen
 #              within 40 s, in an htable; counted, then processed like any request, as a stateless
@@ -27,17 +28,26 @@
 #              enough not to be the limit, 200 is the default). Its $N registrations are created
 #              beforehand through the real API (POST /api/sip/registrations, Ultravox dialect,
 #              proxy=127.0.0.1:$REG_PORT) with the engine off, into a seed that every run copies.
-#   side C     trunkline alone with $N_C registrations against a registrar with $N_C subscribers
-#              (ramp $RAMP_C), for how cost grows: RSS per registration and CPU per refresh.
+#   side C     trunkline alone with $N_C registrations against a registrar with $N_C subscribers,
+#              for how cost grows: RSS per registration and CPU per refresh (CPU seconds in the
+#              $WINDOW_C s after the wave / REGISTER transactions completed in it). The registrar
+#              (one worker, a write-through SQLite row per save) sustains about 1,000 new
+#              bindings/s with 10,000 rows and about 500/s with 100,000 here; 100,000 bindings at
+#              expires=60 would need ~2,700 refreshes/s, so side C asks for EXPIRES_C=600 (the
+#              same ~270 refreshes/s as side B: cost per refresh at 10x the registrations) and
+#              ramps at RAMP_C=400/s, below the registrar's rate (no first refresh before the wave
+#              ends). The registrar's nonce lifetime is max(300 s, 2 x expires).
 #   For each side, from the client's launch: wall time until the registrar's `location` table
 #   holds every binding (sqlite3 COUNT(*) every 0.5 s); CPU seconds (utime+stime from
 #   /proc/PID/stat, summed over the process and all its descendants) for that initial wave and
 #   for the following $WINDOW s of refreshes; RSS and PSS (smaps_rollup, summed over all
 #   processes) at the end, minus the same for an idle instance (empty uacreg / zero
 #   registrations, measured for $IDLE_SECS s, whose CPU rate is also subtracted); REGISTER
-#   requests received and 200s sent by the registrar (its core/registrar statistics, via kamcmd),
-#   retransmissions, the live bindings every 10 s of the window, the registrar's own CPU, and
-#   hypervisor steal plus other processes' CPU from /proc/stat (the machine is shared).
+#   requests (first copies) and bindings saved by them, and retransmissions, as the registrar
+#   counts them (its script statistics, read with kamcmd); UDP datagrams dropped for a full
+#   receive buffer (/proc/net/snmp, and per socket from /proc/net/udp); the live bindings every
+#   10 s of the window; the registrar's own CPU; hypervisor steal and other processes' CPU from
+#   /proc/stat (the machine is shared). A refresh is one binding saved in the window.
 # Outputs go to bench/out/register-<UTC timestamp>/: results.md (tables), results.tsv (one row per
 # run), machine.txt, and per side its configs, logs, statistics snapshots and timeline.
 set -euo pipefail
@@ -49,9 +59,10 @@ N=${N:-10000}                       # registrations, sides A and B
 N_C=${N_C:-100000}                  # registrations, side C
 EXPIRES=${EXPIRES:-60}              # asked for by both clients; the registrar's min/default/max
 WINDOW=${WINDOW:-180}               # seconds of refreshes measured after the initial wave
-WINDOW_C=${WINDOW_C:-120}
+WINDOW_C=${WINDOW_C:-240}
+EXPIRES_C=${EXPIRES_C:-600}         # side C: see the header
 RAMPS=${RAMPS:-"2000 200"}          # trunkline outbound.ramp_per_sec, one side-B run each
-RAMP_C=${RAMP_C:-2000}
+RAMP_C=${RAMP_C:-400}
 IDLE_SECS=${IDLE_SECS:-60}          # idle baselines (CPU rate, RSS/PSS)
 WAVE_TIMEOUT=${WAVE_TIMEOUT:-600}   # give up waiting for all bindings after this (then measure anyway)
 WAVE_TIMEOUT_C=${WAVE_TIMEOUT_C:-900}
@@ -59,6 +70,7 @@ REG_PORT=${REG_PORT:-15060}         # registrar, UDP
 UAC_PORT=${UAC_PORT:-15062}         # Kamailio uac, UDP
 T_SIP_PORT=${T_SIP_PORT:-15064}     # trunkline SIP (UDP and TCP)
 T_HTTP_PORT=${T_HTTP_PORT:-18280}   # trunkline HTTP API
+REG_MAXBUFFER=${REG_MAXBUFFER:-}   # registrar's UDP receive buffer cap (kamailio -b); empty: Kamailio's default
 REALM=bench.test
 OUT=${OUT:-$HERE/out/register-$(date -u +%Y%m%dT%H%M%SZ)}
 CLK_TCK=$(getconf CLK_TCK)
@@ -67,7 +79,7 @@ PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }   # calc FORMAT EXPRESSION
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; }   # calc FORMAT EXPRESSION
 
 # --- tools ----------------------------------------------------------------------------------------
 apt_install() {
@@ -160,13 +172,15 @@ metric_total() {
     awk 'index($0, "trunkline_register_responses_total{") == 1 { v += $NF } END { print v + 0 }' "$1"
 }
 
-# sip_ping PORT: an OPTIONS over UDP answered with 200 within 1 s.
+# sip_ping PORT: an OPTIONS over UDP answered with 200 within 1 s (cat: one write, one datagram).
 sip_ping() {
     local port=$1 reply="" n=$RANDOM
-    exec 3<>"/dev/udp/127.0.0.1/$port" || return 1
     printf 'OPTIONS sip:127.0.0.1:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-ping-%s\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.1>;tag=p%s\r\nTo: <sip:127.0.0.1:%s>\r\nCall-ID: ping-%s@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' \
-        "$port" "$n" "$n" "$port" "$n" >&3 2>/dev/null || true
-    read -r -t 1 reply <&3 || true
+        "$port" "$n" "$n" "$port" "$n" >"$OUT/ping.sip"
+    exec 3<>"/dev/udp/127.0.0.1/$port" || return 1
+    cat "$OUT/ping.sip" >&3 2>/dev/null || true
+    # dd, not read: bash reads one byte at a time, which takes the whole datagram
+    reply=$(timeout 1 dd bs=65536 count=1 <&3 2>/dev/null | head -n1) || true
     exec 3<&-
     [[ $reply == "SIP/2.0 200"* ]]
 }
@@ -222,9 +236,15 @@ loadmodule "auth_db.so"
 modparam("ctl", "binrpc", "unix:$REG_SOCK")
 modparam("htable", "htable", "seen=>size=17;autoexpire=40;")
 modparam("statistics", "variable", "bench_retransmissions")
+modparam("statistics", "variable", "bench_requests")
+modparam("statistics", "variable", "bench_saved")
 modparam("usrloc", "db_url", "sqlite:///$REG_DB")
 modparam("usrloc", "db_mode", 1)
 modparam("usrloc", "use_domain", 0)
+# Only the worker writes to SQLite: db_sqlite 5.6 sets no busy timeout, and the usrloc timer
+# deleting lapsed bindings (every 60 s by default) collided with saves ("database is locked": 500s,
+# and fresh 401s from auth_db). Expired rows stay in the table; the live count checks expires.
+modparam("usrloc", "timer_interval", 3600)
 modparam("registrar", "default_expires", $EXPIRES)
 modparam("registrar", "min_expires", $EXPIRES)
 modparam("registrar", "max_expires", $EXPIRES)
@@ -234,7 +254,7 @@ modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
 modparam("auth", "algorithm", "MD5")
 modparam("auth", "qop", "auth")
-modparam("auth", "nonce_expire", 300)
+modparam("auth", "nonce_expire", $(( EXPIRES * 2 > 300 ? EXPIRES * 2 : 300 )))
 
 request_route {
     if (is_method("OPTIONS")) {
@@ -248,9 +268,12 @@ request_route {
     # A retransmission repeats Call-ID and CSeq; every new request of a client increments CSeq.
     \$var(key) = \$ci + "/" + \$cs;
     if (\$sht(seen=>\$var(key)) != \$null) {
+        \$var(retransmission) = 1;
         update_stat("bench_retransmissions", "+1");
     } else {
+        \$var(retransmission) = 0;
         \$sht(seen=>\$var(key)) = 1;
+        update_stat("bench_requests", "+1");
     }
     if (!www_authenticate("$REALM", "subscriber")) {
         \$var(rc) = \$rc;
@@ -263,6 +286,10 @@ request_route {
     }
     if (!save("location")) {
         sl_reply_error();
+        exit;
+    }
+    if (\$var(retransmission) == 0) {
+        update_stat("bench_saved", "+1");
     }
     exit;
 }
@@ -276,7 +303,8 @@ registrar_start() {
     stop_pid "$REG_PID"; REG_PID=""
     sqlite3 "$REG_DB" 'DELETE FROM location; DELETE FROM location_attrs; PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
     rm -f "$REG_SOCK"
-    "$KAMAILIO" -DD -E -f "$REG_DIR/kamailio.cfg" -w "$REG_DIR" -P "$REG_DIR/kamailio.pid" -m 1024 -M 64 >/dev/null \
+    "$KAMAILIO" -DD -E -f "$REG_DIR/kamailio.cfg" -w "$REG_DIR" -P "$REG_DIR/kamailio.pid" -m 1024 -M 64 \
+        ${REG_MAXBUFFER:+-b "$REG_MAXBUFFER"} >/dev/null \
         2>"$REG_DIR/$name.log" &
     REG_PID=$!
     for i in $(seq 100); do
@@ -288,10 +316,10 @@ registrar_start() {
 }
 
 reg_stats() { "$KAMCMD" -s "unix:$REG_SOCK" stats.get_statistics all >"$1" 2>&1 || true; }
-# location_count: every row, and the rows not yet expired.
+# location_count: every row, and the rows not yet expired (db_sqlite stores Julian days, UTC).
 location_count() {
     sqlite3 -cmd '.timeout 2000' "$REG_DB" \
-        "SELECT COUNT(*), COALESCE(SUM(expires > datetime('now', 'localtime')), 0) FROM location" 2>/dev/null | tr '|' ' ' || echo "0 0"
+        "SELECT COUNT(*), COALESCE(SUM(expires > julianday('now')), 0) FROM location" 2>/dev/null | tr '|' ' ' || echo "0 0"
 }
 
 # --- side A: Kamailio uac ---------------------------------------------------------------------------
@@ -445,19 +473,34 @@ idle_measure() {
 }
 
 # --- one measured run -------------------------------------------------------------------------------
+# udp_rcvbuf_errors: datagrams dropped machine-wide because a receive buffer was full.
+udp_rcvbuf_errors() {
+    awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+# sock_drops PORT: drops counted on the UDP sockets bound to 127.0.0.1:PORT (since they opened).
+sock_drops() {
+    awk -v port="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == port) d += $NF } END { print d + 0 }' /proc/net/udp
+}
+
+COLUMNS_TSV=(run users expires registered live_min wave_s first_to_all_s cpu_wave_s cpu_window_s idle_cpu_s window_s
+    saved_window requests_window requests_per_refresh us_per_refresh requests_wave retrans_wave retrans_window
+    udp_drops_wave udp_drops_window registrar_sock_drops client_sock_drops
+    rss_wave_kb rss_kb pss_kb idle_rss_kb idle_pss_kb rss_kib_per_reg pss_kib_per_reg
+    registrar_cores_wave registrar_cores_window steal_pct other_cores client_errors)
+
 # run_side NAME USERS WINDOW WAVE_TIMEOUT IDLE_RATE IDLE_RSS IDLE_PSS START_FUNCTION ARGS...
 # Restarts the registrar with an empty location table, launches the client and measures.
-RESULT_HEADER="run	users	registered	live_min	wave_s	first_to_all_s	cpu_wave_s	cpu_window_s	idle_cpu_s	window_s	regs_window	reqs_window	reqs_wave	retrans_wave	retrans_window	us_per_refresh	rss_kb	pss_kb	idle_rss_kb	idle_pss_kb	rss_kib_per_reg	pss_kib_per_reg	registrar_cores_wave	registrar_cores_window	steal_pct	other_cores	client_errors"
 run_side() {
     local name=$1 users=$2 window=$3 timeout=$4 idle_rate=$5 idle_rss=$6 idle_pss=$7; shift 7
     local dir=$OUT/$name
+    local -A R=([run]=$name [users]=$users [expires]=$EXPIRES [idle_rss_kb]=$idle_rss [idle_pss_kb]=$idle_pss)
     CLIENT_DIR=$dir
     log "$name: registrar restart (empty location table)"
     registrar_start "$name"
     reg_stats "$dir/registrar-0.stats"
-    local s0 s1 s2 r0 r1 r2 t0 t1 t2 tfirst="" c1 c2 count live total_live
+    local s0 s1 s2 r0 r1 r2 t0 t1 t2 tfirst="" c1 c2 count live u0 u1 u2
     read -r -a s0 < <(sys_cpu)
-    r0=$(cpu_ticks "$REG_PID")
+    r0=$(cpu_ticks "$REG_PID"); u0=$(udp_rcvbuf_errors)
     t0=$(now)
     "$@"
     log "$name: started (pid $CLIENT_PID); waiting for $users bindings"
@@ -474,74 +517,84 @@ run_side() {
         fi
         sleep 0.5
     done
-    t1=$(now); c1=$(cpu_ticks "$CLIENT_PID"); r1=$(cpu_ticks "$REG_PID")
+    t1=$(now); c1=$(cpu_ticks "$CLIENT_PID"); r1=$(cpu_ticks "$REG_PID"); u1=$(udp_rcvbuf_errors)
     read -r -a s1 < <(sys_cpu)
+    R[rss_wave_kb]=$(mem_kb "$CLIENT_PID" | cut -d' ' -f1)
     reg_stats "$dir/registrar-1.stats"
     client_stats "$dir/client-1.stats"
-    local registered=$count wave_s first_to_all
-    wave_s=$(calc "%.1f" "$t1 - $t0")
-    first_to_all=$(calc "%.1f" "$t1 - ${tfirst:-$t1}")
-    log "$name: $count bindings after ${wave_s}s (first to all ${first_to_all}s), CPU $(calc "%.2f" "$c1 / $CLK_TCK") s"
+    R[registered]=$count
+    R[wave_s]=$(calc "%.1f" "$t1 - $t0")
+    R[first_to_all_s]=$(calc "%.1f" "$t1 - ${tfirst:-$t1}")
+    log "$name: $count bindings after ${R[wave_s]}s (first to all ${R[first_to_all_s]}s), CPU $(calc "%.2f" "$c1 / $CLK_TCK") s"
 
     # The refresh window: live bindings every 10 s.
-    printf 'elapsed_s\trows\tlive\tclient_cpu_s\n' >"$dir/timeline.tsv"
-    local end live_min=$users elapsed
+    printf 'elapsed_s\trows\tlive\tclient_cpu_s\tclient_rss_kb\n' >"$dir/timeline.tsv"
+    local end live_min=$users elapsed left
     end=$(calc "%.3f" "$t1 + $window")
     while awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n < e) }'; do
-        local left
         left=$(calc "%.3f" "$end - $(now)")
         sleep "$(calc "%.3f" "($left < 10) ? $left : 10")"
         kill -0 "$CLIENT_PID" 2>/dev/null || die "$name: client exited during the window"
         read -r count live < <(location_count)
         elapsed=$(calc "%.0f" "$(now) - $t1")
-        printf '%s\t%s\t%s\t%s\n' "$elapsed" "$count" "$live" "$(calc "%.2f" "$(cpu_ticks "$CLIENT_PID") / $CLK_TCK")" >>"$dir/timeline.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$elapsed" "$count" "$live" "$(calc "%.2f" "$(cpu_ticks "$CLIENT_PID") / $CLK_TCK")" \
+            "$(mem_kb "$CLIENT_PID" | cut -d' ' -f1)" >>"$dir/timeline.tsv"
         if [ "$live" -lt "$live_min" ]; then live_min=$live; fi
     done
-    t2=$(now); c2=$(cpu_ticks "$CLIENT_PID"); r2=$(cpu_ticks "$REG_PID")
+    t2=$(now); c2=$(cpu_ticks "$CLIENT_PID"); r2=$(cpu_ticks "$REG_PID"); u2=$(udp_rcvbuf_errors)
     read -r -a s2 < <(sys_cpu)
-    local mem rss pss
-    mem=$(mem_kb "$CLIENT_PID"); read -r rss pss <<<"$mem"
+    read -r R[rss_kb] R[pss_kb] < <(mem_kb "$CLIENT_PID")
+    R[registrar_sock_drops]=$(sock_drops "$REG_PORT")
+    if [ "$CLIENT_KIND" = kamailio ]; then R[client_sock_drops]=$(sock_drops "$UAC_PORT"); else R[client_sock_drops]=$(sock_drops "$T_SIP_PORT"); fi
     reg_stats "$dir/registrar-2.stats"
     client_stats "$dir/client-2.stats"
     stop_pid "$CLIENT_PID"; CLIENT_PID=""
+    R[live_min]=$live_min
 
-    # Registrar counters: REGISTER requests received, 200s (bindings saved), retransmissions.
-    local q0 q1 q2 a1 a2 x1 x2 x0 a0
-    q0=$(stat_of "$dir/registrar-0.stats" core:rcv_requests_register)
-    q1=$(stat_of "$dir/registrar-1.stats" core:rcv_requests_register)
-    q2=$(stat_of "$dir/registrar-2.stats" core:rcv_requests_register)
-    a0=$(stat_of "$dir/registrar-0.stats" registrar:accepted_regs)
-    a1=$(stat_of "$dir/registrar-1.stats" registrar:accepted_regs)
-    a2=$(stat_of "$dir/registrar-2.stats" registrar:accepted_regs)
-    x0=$(stat_of "$dir/registrar-0.stats" script:bench_retransmissions)
-    x1=$(stat_of "$dir/registrar-1.stats" script:bench_retransmissions)
-    x2=$(stat_of "$dir/registrar-2.stats" script:bench_retransmissions)
-    local win_s cpu_wave cpu_window idle_cpu us_per_refresh
-    win_s=$(calc "%.1f" "$t2 - $t1")
+    # Registrar counters (bench_* are first copies only: retransmissions are counted apart).
+    delta() { echo $(($(stat_of "$dir/registrar-$2.stats" "$1") - $(stat_of "$dir/registrar-$(($2 - 1)).stats" "$1"))); }
+    R[saved_window]=$(delta script:bench_saved 2)
+    R[requests_window]=$(delta script:bench_requests 2)
+    R[requests_wave]=$(delta script:bench_requests 1)
+    R[retrans_wave]=$(delta script:bench_retransmissions 1)
+    R[retrans_window]=$(delta script:bench_retransmissions 2)
+    R[udp_drops_wave]=$((u1 - u0))
+    R[udp_drops_window]=$((u2 - u1))
+    R[window_s]=$(calc "%.1f" "$t2 - $t1")
     # Idle CPU (the same process with nothing to register) over each period, subtracted.
-    cpu_wave=$(calc "%.2f" "$c1 / $CLK_TCK - $idle_rate * ($t1 - $t0) / $CLK_TCK")
-    cpu_window=$(calc "%.2f" "($c2 - $c1) / $CLK_TCK - $idle_rate * ($t2 - $t1) / $CLK_TCK")
-    idle_cpu=$(calc "%.2f" "$idle_rate * ($t2 - $t0) / $CLK_TCK")
-    us_per_refresh=$(calc "%.0f" "($a2 - $a1) > 0 ? $cpu_window * 1e6 / ($a2 - $a1) : 0")
-    local steal other
-    steal=$(calc "%.1f" "(${s2[0]} - ${s0[0]}) ? 100 * (${s2[2]} - ${s0[2]}) / (${s2[0]} - ${s0[0]}) : 0")
+    R[cpu_wave_s]=$(calc "%.2f" "$c1 / $CLK_TCK - $idle_rate * ($t1 - $t0) / $CLK_TCK")
+    R[cpu_window_s]=$(calc "%.2f" "($c2 - $c1) / $CLK_TCK - $idle_rate * ($t2 - $t1) / $CLK_TCK")
+    R[idle_cpu_s]=$(calc "%.2f" "$idle_rate * ($t2 - $t0) / $CLK_TCK")
+    R[us_per_refresh]=$(calc "%.0f" "${R[saved_window]} > 0 ? ${R[cpu_window_s]} * 1e6 / ${R[saved_window]} : 0")
+    R[requests_per_refresh]=$(calc "%.2f" "${R[saved_window]} > 0 ? ${R[requests_window]} / ${R[saved_window]} : 0")
+    R[rss_kib_per_reg]=$(calc "%.2f" "(${R[rss_kb]} - $idle_rss) / $users")
+    R[pss_kib_per_reg]=$(calc "%.2f" "(${R[pss_kb]} - $idle_pss) / $users")
+    R[registrar_cores_wave]=$(calc "%.2f" "($r1 - $r0) / $CLK_TCK / ($t1 - $t0)")
+    R[registrar_cores_window]=$(calc "%.2f" "($r2 - $r1) / $CLK_TCK / ($t2 - $t1)")
+    R[steal_pct]=$(calc "%.1f" "(${s2[0]} - ${s0[0]}) ? 100 * (${s2[2]} - ${s0[2]}) / (${s2[0]} - ${s0[0]}) : 0")
     # Cores used by anything but the client and the registrar over the whole run.
-    other=$(calc "%.2f" "((${s2[1]} - ${s0[1]}) - $c2 - ($r2 - $r0)) / $CLK_TCK / ($t2 - $t0)")
-    local errors
+    R[other_cores]=$(calc "%.2f" "((${s2[1]} - ${s0[1]}) - $c2 - ($r2 - $r0)) / $CLK_TCK / ($t2 - $t0)")
     if [ "$CLIENT_KIND" = kamailio ]; then
-        errors=$(grep -c 'ERROR' "$dir/client.log" || true)
+        grep 'ERROR' "$dir/client.log" | sed -E 's/^ *[0-9]+\([0-9]+\) //; s/(bu)[0-9]{6}/\1NNNNNN/g' | sort | uniq -c | sort -rn >"$dir/client-errors.txt" || true
     else
-        errors=$(grep -Ec ' (WARN|ERROR) ' "$dir/client.log" || true)
+        grep -E ' (WARN|ERROR) ' "$dir/client.log" | sed -E 's/^[^ ]+ +//; s/[0-9a-f]{8}-[0-9a-f-]{27}/UUID/g' | sort | uniq -c | sort -rn >"$dir/client-errors.txt" || true
     fi
-    printf '%s\t' "$name" "$users" "$registered" "$live_min" "$wave_s" "$first_to_all" "$cpu_wave" "$cpu_window" \
-        "$idle_cpu" "$win_s" "$((a2 - a1))" "$((q2 - q1))" "$((q1 - q0))" "$((x1 - x0))" "$((x2 - x1))" "$us_per_refresh" \
-        "$rss" "$pss" "$idle_rss" "$idle_pss" \
-        "$(calc "%.2f" "($rss - $idle_rss) / $users")" "$(calc "%.2f" "($pss - $idle_pss) / $users")" \
-        "$(calc "%.2f" "($r1 - $r0) / $CLK_TCK / ($t1 - $t0)")" "$(calc "%.2f" "($r2 - $r1) / $CLK_TCK / ($t2 - $t1)")" \
-        "$steal" "$other" >>"$OUT/results.tsv"
-    printf '%s\n' "$errors" >>"$OUT/results.tsv"
-    log "$name: window ${win_s}s CPU ${cpu_window}s for $((a2 - a1)) refreshes (${us_per_refresh} µs each), live min $live_min," \
-        "RSS $rss KiB (idle $idle_rss), retransmissions $((x1 - x0)) + $((x2 - x1)), client log errors $errors"
+    R[client_errors]=$(awk '{ n += $1 } END { print n + 0 }' "$dir/client-errors.txt")
+    local k line=""
+    for k in "${COLUMNS_TSV[@]}"; do line+="${R[$k]}"$'\t'; done
+    printf '%s\n' "${line%$'\t'}" >>"$OUT/results.tsv"
+    for k in "${COLUMNS_TSV[@]}"; do echo "$k=${R[$k]}"; done >"$dir/result.env"
+    if [ "$CLIENT_KIND" = trunkline ]; then
+        # What the engine wrote to its own database during the run.
+        {
+            echo "db_bytes=$(du -cb "$dir"/trunkline.db* | tail -1 | cut -f1)"
+            echo "db_registration_attempts_rows=$(sqlite3 "$dir/trunkline.db" 'SELECT COUNT(*) FROM registration_attempts' 2>/dev/null || echo n/a)"
+            echo "db_registration_status_rows=$(sqlite3 "$dir/trunkline.db" 'SELECT COUNT(*) FROM registration_status' 2>/dev/null || echo n/a)"
+        } >>"$dir/result.env"
+    fi
+    log "$name: window ${R[window_s]}s CPU ${R[cpu_window_s]}s for ${R[saved_window]} refreshes (${R[us_per_refresh]} µs each)," \
+        "live min $live_min, RSS ${R[rss_kb]} KiB (idle $idle_rss), retransmissions ${R[retrans_wave]} + ${R[retrans_window]}," \
+        "UDP drops ${R[udp_drops_wave]} + ${R[udp_drops_window]}, client log errors ${R[client_errors]}"
 }
 
 # --- machine facts ------------------------------------------------------------------------------------
@@ -561,9 +614,9 @@ run_side() {
     echo "sqlite3: $(sqlite3 --version | cut -d' ' -f1)"
     echo "filesystem of $OUT: $(df -T "$OUT" | awk 'NR == 2 { print $2 }')"
     echo "uptime at start: $(uptime)"
-    echo "settings: SIDES='$SIDES' N=$N N_C=$N_C EXPIRES=$EXPIRES WINDOW=$WINDOW WINDOW_C=$WINDOW_C RAMPS='$RAMPS' RAMP_C=$RAMP_C IDLE_SECS=$IDLE_SECS"
+    echo "settings: SIDES='$SIDES' N=$N N_C=$N_C EXPIRES=$EXPIRES EXPIRES_C=$EXPIRES_C WINDOW=$WINDOW WINDOW_C=$WINDOW_C RAMPS='$RAMPS' RAMP_C=$RAMP_C IDLE_SECS=$IDLE_SECS REG_MAXBUFFER=${REG_MAXBUFFER:-default}"
 } | tee "$OUT/machine.txt" >&2
-printf '%s\n' "$RESULT_HEADER" >"$OUT/results.tsv"
+(IFS=$'\t'; printf '%s\n' "${COLUMNS_TSV[*]}") >"$OUT/results.tsv"
 
 # --- idle baselines -----------------------------------------------------------------------------------
 IDLE_A="0 0 0"; IDLE_T="0 0 0"
@@ -573,6 +626,7 @@ if [[ " $SIDES " == *" A "* ]]; then
     uac_prepare "$CLIENT_DIR" 0
     uac_start "$CLIENT_DIR"
     IDLE_A=$(idle_measure idle-uac)
+    client_stats "$CLIENT_DIR/client-idle.stats"
     stop_pid "$CLIENT_PID"; CLIENT_PID=""
     log "idle uac: ticks/s RSS PSS = $IDLE_A"
 fi
@@ -583,6 +637,7 @@ if [[ " $SIDES " == *" B "* || " $SIDES " == *" C "* ]]; then
     trunkline_start "$CLIENT_DIR" 2000 true
     wait_http "$CLIENT_DIR/client.log"
     IDLE_T=$(idle_measure idle-trunkline)
+    client_stats "$CLIENT_DIR/client-idle.stats"
     stop_pid "$CLIENT_PID"; CLIENT_PID=""
     log "idle trunkline: ticks/s RSS PSS = $IDLE_T"
 fi
@@ -614,7 +669,8 @@ fi
 
 # --- side C -------------------------------------------------------------------------------------------
 if [[ " $SIDES " == *" C "* ]]; then
-    log "registrar: $N_C subscribers"
+    EXPIRES=$EXPIRES_C
+    log "registrar: $N_C subscribers, expires $EXPIRES"
     registrar_prepare "$N_C"
     log "seeding $N_C trunkline registrations through the API (engine off)"
     trunkline_seed "$OUT/seed-$N_C" "$N_C"
@@ -629,34 +685,44 @@ rm -f "$REG_DB" "$REG_DB-wal" "$REG_DB-shm" "$OUT"/*/trunkline.db* "$OUT"/*/uac.
 echo "uptime at end: $(uptime)" | tee -a "$OUT/machine.txt" >&2
 
 # --- report ---------------------------------------------------------------------------------------------
+# One row per run; then, if side A and a side-B run both ran, the ratios of the first side-B run
+# (the highest ramp) to side A against the issue's targets.
 awk -F'\t' '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     { for (k in col) v[NR, k] = $col[k]; rows[++n] = NR; if ($1 == "A-uac") uac = NR; if (!trk && $1 ~ /^B-/) trk = NR }
     function g(r, k) { return v[r, k] }
+    function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
     END {
-        print "| run | registrations | time to all (s) | first→all (s) | CPU wave (s) | CPU " g(rows[1], "window_s") " s window (s) | CPU total (s) | 200s in window | REGISTERs in window | µs CPU / refresh | RSS KiB / reg | PSS KiB / reg | retransmissions wave / window | live bindings, min in window | registrar cores wave / window | steal % / other cores | client log errors |"
-        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---:|"
+        print "| run | bound / wanted | expires (s) | time to all (s) | first→all (s) | CPU wave (s) | CPU window (s) | window (s) | refreshes in window | REGISTERs per refresh | µs CPU per refresh | RSS KiB/reg | PSS KiB/reg | RSS after wave → end (MiB) | retransmissions wave / window | UDP drops wave / window | live bindings, min in window | registrar cores wave / window | steal % / other cores | client log errors |"
+        print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|---|---:|"
         for (i = 1; i <= n; i++) { r = rows[i]
-            printf "| %s | %d / %d | %s | %s | %.2f | %.2f | %.2f | %d | %d | %d | %.2f | %.2f | %d / %d | %d | %s / %s | %s / %s | %d |\n",
-                g(r, "run"), g(r, "registered"), g(r, "users"), g(r, "wave_s"), g(r, "first_to_all_s"), g(r, "cpu_wave_s"),
-                g(r, "cpu_window_s"), g(r, "cpu_wave_s") + g(r, "cpu_window_s"), g(r, "regs_window"), g(r, "reqs_window"),
-                g(r, "us_per_refresh"), g(r, "rss_kib_per_reg"), g(r, "pss_kib_per_reg"), g(r, "retrans_wave"),
-                g(r, "retrans_window"), g(r, "live_min"), g(r, "registrar_cores_wave"), g(r, "registrar_cores_window"),
-                g(r, "steal_pct"), g(r, "other_cores"), g(r, "client_errors") }
+            printf "| %s | %d / %d | %s | %s | %s | %.2f | %.2f | %s | %d | %s | %d | %.2f | %.2f | %.1f → %.1f | %d / %d | %d / %d | %d | %s / %s | %s / %s | %d |\n",
+                g(r, "run"), g(r, "registered"), g(r, "users"), g(r, "expires"), g(r, "wave_s"), g(r, "first_to_all_s"), g(r, "cpu_wave_s"),
+                g(r, "cpu_window_s"), g(r, "window_s"), g(r, "saved_window"), g(r, "requests_per_refresh"), g(r, "us_per_refresh"),
+                g(r, "rss_kib_per_reg"), g(r, "pss_kib_per_reg"), g(r, "rss_wave_kb") / 1024, g(r, "rss_kb") / 1024,
+                g(r, "retrans_wave"), g(r, "retrans_window"), g(r, "udp_drops_wave"), g(r, "udp_drops_window"), g(r, "live_min"),
+                g(r, "registrar_cores_wave"), g(r, "registrar_cores_window"), g(r, "steal_pct"), g(r, "other_cores"),
+                g(r, "client_errors") }
         if (uac && trk) {
             print ""
             print "Ratios, " g(trk, "run") " / A-uac (targets: CPU <= 1.0x, time <= 1.0x, RSS <= 4 KiB per registration):"
             print ""
-            print "| measure | trunkline | Kamailio uac | ratio | target |"
-            print "|---|---:|---:|---:|---|"
-            printf "| time to all registered (s) | %s | %s | %.2f | <= 1.0x |\n", g(trk, "wave_s"), g(uac, "wave_s"), g(trk, "wave_s") / g(uac, "wave_s")
-            printf "| CPU, initial wave (s) | %.2f | %.2f | %.2f | <= 1.0x |\n", g(trk, "cpu_wave_s"), g(uac, "cpu_wave_s"), g(trk, "cpu_wave_s") / g(uac, "cpu_wave_s")
-            printf "| CPU, refresh window (s) | %.2f | %.2f | %.2f | <= 1.0x |\n", g(trk, "cpu_window_s"), g(uac, "cpu_window_s"), g(trk, "cpu_window_s") / g(uac, "cpu_window_s")
-            t = g(trk, "cpu_wave_s") + g(trk, "cpu_window_s"); k = g(uac, "cpu_wave_s") + g(uac, "cpu_window_s")
-            printf "| CPU, wave + window (s) | %.2f | %.2f | %.2f | <= 1.0x |\n", t, k, t / k
-            printf "| CPU per refresh (µs) | %d | %d | %.2f | (normalised) |\n", g(trk, "us_per_refresh"), g(uac, "us_per_refresh"), g(uac, "us_per_refresh") ? g(trk, "us_per_refresh") / g(uac, "us_per_refresh") : 0
-            printf "| RSS per registration (KiB) | %.2f | %.2f | %.2f | <= 4 KiB |\n", g(trk, "rss_kib_per_reg"), g(uac, "rss_kib_per_reg"), g(uac, "rss_kib_per_reg") > 0 ? g(trk, "rss_kib_per_reg") / g(uac, "rss_kib_per_reg") : 0
-            printf "| PSS per registration (KiB) | %.2f | %.2f | %.2f | |\n", g(trk, "pss_kib_per_reg"), g(uac, "pss_kib_per_reg"), g(uac, "pss_kib_per_reg") > 0 ? g(trk, "pss_kib_per_reg") / g(uac, "pss_kib_per_reg") : 0
+            print "| measure | trunkline | Kamailio uac | ratio | target | met |"
+            print "|---|---:|---:|---:|---|---|"
+            a = g(trk, "wave_s"); b = g(uac, "wave_s")
+            printf "| time until all registered (s) | %s | %s | %s | <= 1.0x | %s |\n", a, b, ratio(a, b), a <= b ? "yes" : "no"
+            a = g(trk, "cpu_wave_s"); b = g(uac, "cpu_wave_s")
+            printf "| CPU, initial wave (s) | %.2f | %.2f | %s | <= 1.0x | %s |\n", a, b, ratio(a, b), a <= b ? "yes" : "no"
+            a = g(trk, "cpu_window_s"); b = g(uac, "cpu_window_s")
+            printf "| CPU, %s s of refreshes (s) | %.2f | %.2f | %s | <= 1.0x | %s |\n", g(trk, "window_s"), a, b, ratio(a, b), a <= b ? "yes" : "no"
+            a = g(trk, "cpu_wave_s") + g(trk, "cpu_window_s"); b = g(uac, "cpu_wave_s") + g(uac, "cpu_window_s")
+            printf "| CPU, wave + refreshes (s) | %.2f | %.2f | %s | <= 1.0x | %s |\n", a, b, ratio(a, b), a <= b ? "yes" : "no"
+            a = g(trk, "us_per_refresh"); b = g(uac, "us_per_refresh")
+            printf "| CPU per refresh (µs) | %d | %d | %s | (normalised for refresh rate) | %s |\n", a, b, ratio(a, b), a <= b ? "yes" : "no"
+            a = g(trk, "rss_kib_per_reg"); b = g(uac, "rss_kib_per_reg")
+            printf "| RSS per registration (KiB) | %.2f | %.2f | %s | <= 4 KiB | %s |\n", a, b, ratio(a, b), a <= 4 ? "yes" : "no"
+            a = g(trk, "pss_kib_per_reg"); b = g(uac, "pss_kib_per_reg")
+            printf "| PSS per registration (KiB) | %.2f | %.2f | %s | (shared pages split) | |\n", a, b, ratio(a, b)
         }
     }' "$OUT/results.tsv" >"$OUT/results.md"
 echo

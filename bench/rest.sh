@@ -11,7 +11,7 @@
 # needs libssl-dev and pkg-config). Takes about 11 minutes after the release build
 # (3 rounds).
 #
-# What it does (see /work/shared/bench-anchors.md for why):
+# What it does (see the project's bench-anchors notes (shared/bench-anchors.md) for why):
 #   1. builds both binaries with --release and runs private copies of them (others building in
 #      the same target directory would otherwise swap the binary between runs);
 #   2. starts trunkline on a fresh data dir, seeds $ROWS Ultravox registrations through the real
