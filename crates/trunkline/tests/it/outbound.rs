@@ -48,6 +48,30 @@ fn status_of(server: &Server, tenant: &Tenant, id: &str) -> Value {
     body
 }
 
+/// Polls the history endpoint until it lists at least `min` attempts (written in batches).
+fn wait_for_history(server: &Server, tenant: &Tenant, id: &str, min: usize) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, body) = read(
+            server
+                .client
+                .get(server.url(&format!("/v1/registrations/{id}/history")))
+                .bearer_auth(&tenant.api_key)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(code, 200, "{body}");
+        if body["items"].as_array().map_or(0, Vec::len) >= min {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history never reached {min}: {body:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn create_registration(server: &Server, tenant: &Tenant, body: Value) -> String {
     let (status, created) = read(
         server
@@ -523,23 +547,7 @@ fn history_and_metrics_show_the_exchange_without_credentials() {
     );
     wait_for_status(&server, &tenant, &id, registered);
     // History is written in batches shortly after the outcome.
-    let deadline = Instant::now() + WAIT;
-    let history = loop {
-        let (code, body) = read(
-            server
-                .client
-                .get(server.url(&format!("/v1/registrations/{id}/history")))
-                .bearer_auth(&tenant.api_key)
-                .send()
-                .unwrap(),
-        );
-        assert_eq!(code, 200, "{body}");
-        if body["items"].as_array().map_or(0, Vec::len) >= 2 {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "{body:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let history = wait_for_history(&server, &tenant, &id, 2);
     let items = history["items"].as_array().unwrap();
     // Newest first: the answer (200) after the challenge (401).
     assert_eq!(items[0]["code"], 200);
@@ -675,23 +683,11 @@ fn srv_records_are_followed_and_a_dead_target_is_skipped() {
     let status = wait_for_status(&server, &tenant, &id, registered);
     assert_eq!(status["remote"], kamailio.addr(Transport::Tcp).to_string());
     // The Request-URI keeps the domain, not the address it resolved to.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, history) = read(
-            server
-                .client
-                .get(server.url(&format!("/v1/registrations/{id}/history")))
-                .header("X-API-Key", &tenant.api_key)
-                .send()
-                .unwrap(),
-        );
-        if let Some(first) = history["items"].as_array().and_then(|items| items.first()) {
-            assert_eq!(first["requestLine"], "REGISTER sip:registrar.test SIP/2.0");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no history: {history}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let history = wait_for_history(&server, &tenant, &id, 1);
+    assert_eq!(
+        history["items"][0]["requestLine"],
+        "REGISTER sip:registrar.test SIP/2.0"
+    );
 }
 
 #[test]
