@@ -64,6 +64,8 @@ EXPIRES_C=${EXPIRES_C:-600}         # side C: see the header
 RAMPS=${RAMPS:-"2000 200"}          # trunkline outbound.ramp_per_sec, one side-B run each
 RAMP_C=${RAMP_C:-400}
 IDLE_SECS=${IDLE_SECS:-60}          # idle baselines (CPU rate, RSS/PSS)
+PROFILE_SECS=${PROFILE_SECS:-}      # if set: perf record the client for this long at the window's start
+PROFILE_HZ=${PROFILE_HZ:-2999}      # its sampling rate
 WAVE_TIMEOUT=${WAVE_TIMEOUT:-600}   # give up waiting for all bindings after this (then measure anyway)
 WAVE_TIMEOUT_C=${WAVE_TIMEOUT_C:-900}
 REG_PORT=${REG_PORT:-15060}         # registrar, UDP
@@ -527,6 +529,12 @@ run_side() {
     R[first_to_all_s]=$(calc "%.1f" "$t1 - ${tfirst:-$t1}")
     log "$name: $count bindings after ${R[wave_s]}s (first to all ${R[first_to_all_s]}s), CPU $(calc "%.2f" "$c1 / $CLK_TCK") s"
 
+    # Optional CPU profile of the client for the first PROFILE_SECS of the window (perf adds a
+    # little CPU of its own to the window's figure).
+    if [ -n "$PROFILE_SECS" ]; then
+        perf record -F "$PROFILE_HZ" --call-graph dwarf,16384 -p "$CLIENT_PID" -o "$dir/perf.data" \
+            -- sleep "$PROFILE_SECS" >"$dir/perf.log" 2>&1 &
+    fi
     # The refresh window: live bindings every 10 s.
     printf 'elapsed_s\trows\tlive\tclient_cpu_s\tclient_rss_kb\n' >"$dir/timeline.tsv"
     local end live_min=$users elapsed left

@@ -3,13 +3,15 @@
 //! This crate owns what every front end shares: the entities ([`model`]), their validation
 //! ([`validate`], [`sip_uri`]), secrets and their derived forms ([`secret`]), pagination
 //! ([`page`]), the change events the SIP engine listens to ([`events`]), the store contract
-//! ([`store`]) and the services that hold every business rule ([`service`]). The REST dialects
+//! ([`store`]), the SIP engine's live status ([`live`]) and the services that hold every business
+//! rule ([`service`]). The REST dialects
 //! and (later) the SIP engine call the services; only `trunkline-store` knows SQL.
 
 pub mod error;
 pub mod events;
 pub mod ids;
 pub mod input;
+pub mod live;
 pub mod model;
 pub mod page;
 pub mod secret;

@@ -213,11 +213,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     // --- for the SIP engine ---
-    /// Writes several status rows in one transaction. Rows of registrations that no longer
-    /// exist are skipped, so a late write never resurrects a deleted registration's status.
-    async fn put_registration_statuses(
+    /// Writes a batch of status rows and history entries in one transaction, then keeps only
+    /// the newest `keep` history entries of each registration touched. Rows of registrations
+    /// that no longer exist are skipped, so a late write never resurrects a deleted
+    /// registration's status or history.
+    async fn write_registration_batch(
         &self,
         statuses: &[(AccountId, Uuid, RegistrationStatus)],
+        attempts: &[RegistrationAttempt],
+        keep: u32,
     ) -> Result<(), StoreError>;
     /// Every registration the engine should keep alive: all Ultravox registrations and every
     /// Dasha phone number with `registration: true`, across tenants, passwords opened.
@@ -229,13 +233,6 @@ pub trait Store: Send + Sync + 'static {
         tenant: &AccountId,
         id: Uuid,
     ) -> Result<Option<OutboundRegistration>, StoreError>;
-    /// Appends REGISTER transactions to the registrations' histories (skipping registrations
-    /// that no longer exist) and keeps only the newest `keep` of each registration touched.
-    async fn record_attempts(
-        &self,
-        attempts: &[RegistrationAttempt],
-        keep: u32,
-    ) -> Result<(), StoreError>;
     /// The newest `limit` attempts of a registration, newest first.
     async fn registration_attempts(
         &self,

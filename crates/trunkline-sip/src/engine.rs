@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind};
+use trunkline_core::live::StatusBoard;
 use trunkline_core::model::{
     FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
 };
@@ -58,40 +59,47 @@ pub struct EngineSettings {
 pub struct Engine {
     sip: Arc<SipEndpoint>,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    /// Fires when the SIP thread has finished (its runtime and every SIP task dropped).
+    finished: oneshot::Receiver<()>,
 }
 
 impl Engine {
     /// Binds the SIP endpoint, loads every registration and starts keeping them alive.
+    ///
+    /// The endpoint, the engine and every exchange run on one thread of their own (a
+    /// current-thread runtime): a REGISTER passes timer → exchange → transport → transaction →
+    /// engine as task switches on that thread instead of cross-thread wake-ups, which were
+    /// most of the engine's CPU on the multi-threaded runtime the HTTP API uses.
     pub async fn start(
         settings: EngineSettings,
         store: Arc<dyn Store>,
+        board: Arc<StatusBoard>,
         events: broadcast::Receiver<ChangeEvent>,
     ) -> Result<Self, TransportError> {
-        let (sip, closed) = SipEndpoint::bind(&settings.transport).await?;
-        let sip = Arc::new(sip);
-        tracing::info!(udp = %sip.udp, tcp = %sip.tcp, tls = ?sip.tls, "SIP endpoint listening");
+        let (ready_tx, ready) = oneshot::channel();
         let (stop, stopped) = oneshot::channel();
-        let (results_tx, results) = mpsc::unbounded_channel();
-        let (loads_tx, loads) = mpsc::unbounded_channel();
-        let core = Core {
-            settings,
-            store: store.clone(),
-            sip: sip.clone(),
-            slots: HashMap::new(),
-            queue: DelayQueue::new(),
-            results_tx,
-            loads_tx,
-            status: StatusWriter::start(store),
-            reloading: HashMap::new(),
-            next_ticket: 0,
-            next_ramp_slot: Instant::now(),
-        };
-        let task = tokio::spawn(core.run(events, results, loads, closed, stopped));
+        let (finished_tx, finished) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(TransportError::Thread)?;
+        std::thread::Builder::new()
+            .name("trunkline-sip".into())
+            .spawn(move || {
+                runtime.block_on(run_engine(
+                    settings, store, board, events, ready_tx, stopped,
+                ));
+                drop(runtime);
+                let _ = finished_tx.send(());
+            })
+            .map_err(TransportError::Thread)?;
+        let sip = ready.await.map_err(|_| {
+            TransportError::Thread(std::io::Error::other("the SIP thread ended at start"))
+        })??;
         Ok(Self {
             sip,
             stop: Some(stop),
-            task,
+            finished,
         })
     }
 
@@ -105,9 +113,48 @@ impl Engine {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
-        self.sip.shutdown();
+        let _ = (&mut self.finished).await;
     }
+}
+
+/// The SIP thread's whole life: bind, report the endpoint, run until told to stop.
+async fn run_engine(
+    settings: EngineSettings,
+    store: Arc<dyn Store>,
+    board: Arc<StatusBoard>,
+    events: broadcast::Receiver<ChangeEvent>,
+    ready: oneshot::Sender<Result<Arc<SipEndpoint>, TransportError>>,
+    stopped: oneshot::Receiver<()>,
+) {
+    let (sip, closed) = match SipEndpoint::bind(&settings.transport).await {
+        Ok((sip, closed)) => (Arc::new(sip), closed),
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    tracing::info!(udp = %sip.udp, tcp = %sip.tcp, tls = ?sip.tls, "SIP endpoint listening");
+    if ready.send(Ok(sip.clone())).is_err() {
+        sip.shutdown();
+        return;
+    }
+    let (results_tx, results) = mpsc::unbounded_channel();
+    let (loads_tx, loads) = mpsc::unbounded_channel();
+    let core = Core {
+        settings,
+        store: store.clone(),
+        sip: sip.clone(),
+        slots: HashMap::new(),
+        queue: DelayQueue::new(),
+        results_tx,
+        loads_tx,
+        status: StatusWriter::start(store, board),
+        reloading: HashMap::new(),
+        next_ticket: 0,
+        next_ramp_slot: Instant::now(),
+    };
+    core.run(events, results, loads, closed, stopped).await;
+    sip.shutdown();
 }
 
 /// One registration's state.
@@ -129,6 +176,9 @@ struct Slot {
     in_flight: bool,
     /// What to do when the exchange in flight returns.
     after_flight: AfterFlight,
+    /// The status changed on the live board only (routine refreshes) since it last went to
+    /// the table.
+    unsaved: bool,
 }
 
 #[derive(Clone)]
@@ -145,6 +195,9 @@ struct Bound {
 
 /// How often the per-state gauges are refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often routine refreshes' timestamps are brought into the status table.
+const SAVE_LIVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often idle TCP/TLS connections to registrars get a CRLF keepalive (RFC 5626 §4.4.1;
 /// at most every 120 s).
@@ -205,8 +258,11 @@ impl Core {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut save_live = tokio::time::interval(SAVE_LIVE_INTERVAL);
+        save_live.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = save_live.tick() => self.save_live_changes(),
                 Some(remote) = closed.recv() => self.connection_closed(remote),
                 _ = keepalive.tick() => self.send_keepalives(),
                 _ = housekeeping.tick() => self.housekeeping(),
@@ -317,6 +373,7 @@ impl Core {
             proxy_auth: false,
             in_flight: false,
             after_flight: AfterFlight::Nothing,
+            unsaved: false,
             registration: Arc::new(registration),
         };
         self.slots.insert(id, slot);
@@ -517,9 +574,7 @@ impl Core {
         let bound = self.slots.get(&id).and_then(|slot| slot.bound.clone());
         match bound {
             Some(bound) if bound.expires_at > Instant::now() => self.start_exchange(id, true),
-            _ => {
-                self.slots.remove(&id);
-            }
+            _ => self.forget(id),
         }
     }
 
@@ -594,12 +649,16 @@ impl Core {
         );
         metrics::counter!("trunkline_register_responses_total", "code" => result.last_code_label())
             .increment(1);
-        self.status.record(result.attempts);
         metrics::histogram!("trunkline_register_duration_seconds")
             .record(result.elapsed.as_secs_f64());
         let Some(slot) = self.slots.get_mut(&id) else {
+            self.status.record(result.attempts);
             return;
         };
+        let routine = is_routine_refresh(&slot.status, &result);
+        if !routine {
+            self.status.record(result.attempts);
+        }
         slot.in_flight = false;
         slot.cseq = result.cseq;
         slot.proxy_auth = result.proxy_auth;
@@ -691,7 +750,7 @@ impl Core {
                 if live && !result.was_unregister {
                     self.start_exchange(id, true);
                 } else {
-                    self.slots.remove(&id);
+                    self.forget(id);
                 }
                 return;
             }
@@ -705,17 +764,40 @@ impl Core {
         }
         if result.was_unregister {
             // Only deletions unregister outside shutdown: forget the registration now.
-            self.slots.remove(&id);
+            self.forget(id);
             return;
         }
         if let Some(delay) = next {
             slot.status.next_attempt_at = Some(Timestamp::from_micros(
                 now_ts.micros() + delay.as_micros() as i64,
             ));
-            let tenant = slot.registration.tenant.clone();
-            self.status.put(&tenant, id, slot.status.clone());
+            if routine {
+                slot.unsaved = true;
+                self.status.put_live(id, slot.status.clone());
+            } else {
+                slot.unsaved = false;
+                let tenant = slot.registration.tenant.clone();
+                self.status.put(&tenant, id, slot.status.clone());
+            }
             self.schedule_at(id, now + delay);
         }
+    }
+
+    /// Brings the status table up to the live board: routine refreshes' timestamps, written in
+    /// one batch (a few pages of a small table) instead of a row per refresh.
+    fn save_live_changes(&mut self) {
+        for (id, slot) in &mut self.slots {
+            if std::mem::take(&mut slot.unsaved) {
+                self.status
+                    .put(&slot.registration.tenant, *id, slot.status.clone());
+            }
+        }
+    }
+
+    /// Drops a registration's slot and its live status.
+    fn forget(&mut self, id: Uuid) {
+        self.slots.remove(&id);
+        self.status.forget(id);
     }
 
     /// A registration that cannot even be addressed: report it and retry on the backoff.
@@ -788,8 +870,25 @@ impl Core {
                 }
             }
         }
+        self.save_live_changes();
         self.status.close().await;
     }
+}
+
+/// A refresh that changed nothing but timestamps: one REGISTER answered like the last one
+/// (same code and phrase, same transport and registrar address) while registered. It goes to
+/// the live board only, not to the status table or the history (see [`StatusBoard`]).
+fn is_routine_refresh(before: &RegistrationStatus, result: &ExchangeResult) -> bool {
+    let Outcome::Registered { code, phrase, .. } = &result.outcome else {
+        return false;
+    };
+    before.state == RegistrationState::Registered
+        && !result.was_unregister
+        && result.attempts.len() == 1
+        && before.last_code == Some(*code)
+        && before.last_phrase.as_deref() == Some(phrase.as_str())
+        && before.transport == Some(result.transport)
+        && before.remote.as_deref() == result.remote.map(|r| r.to_string()).as_deref()
 }
 
 /// Whether two addressings name the same binding (same AOR at the same registrar, reached the

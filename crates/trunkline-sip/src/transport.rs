@@ -35,6 +35,8 @@ pub enum TransportError {
     },
     #[error("sip.tls_listen needs sip.tls_cert and sip.tls_key")]
     TlsWithoutCertificate,
+    #[error("cannot start the SIP thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Listener settings (from `sip.*`).

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::SecretString;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use trunkline_core::model::{
     FailedBy, InboundCredential, OutboundRegistration, PhoneNumber, Registration,
     RegistrationAttempt, RegistrationSource, RegistrationState, RegistrationStatus, Tenant,
@@ -32,7 +32,7 @@ async fn forget_engine_rows(
 ) -> Result<(), StoreError> {
     for sql in [
         "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
-        "DELETE FROM registration_attempts WHERE tenant_id = $1 AND registration_id = $2",
+        "DELETE FROM registration_history WHERE tenant_id = $1 AND registration_id = $2",
     ] {
         sqlx::query(sql)
             .bind(tenant.as_str())
@@ -1355,47 +1355,35 @@ impl Store for SqlStore {
         id: Uuid,
         status: &RegistrationStatus,
     ) -> Result<(), StoreError> {
-        self.put_registration_statuses(&[(tenant.clone(), id, status.clone())])
+        self.write_registration_batch(&[(tenant.clone(), id, status.clone())], &[], 0)
             .await
     }
 
-    async fn put_registration_statuses(
+    async fn write_registration_batch(
         &self,
         statuses: &[(AccountId, Uuid, RegistrationStatus)],
+        attempts: &[RegistrationAttempt],
+        keep: u32,
     ) -> Result<(), StoreError> {
+        if statuses.is_empty() && attempts.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write_tx().await?;
-        for (tenant, id, s) in statuses {
-            // `WHERE true` lets SQLite parse `ON CONFLICT` after `INSERT … SELECT`.
-            sqlx::query(
-                "INSERT INTO registration_status (registration_id, tenant_id, state, last_code, \
-                 last_phrase, failed_by, last_attempt_at, expires_at, next_attempt_at, \
-                 consecutive_failures, transport, remote, updated_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 WHERE true AND ( \
-                 EXISTS (SELECT 1 FROM registrations WHERE tenant_id = $2 AND id = $1) OR \
-                 EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2 AND id = $1)) \
-                 ON CONFLICT (registration_id) DO UPDATE SET state = excluded.state, \
-                 last_code = excluded.last_code, last_phrase = excluded.last_phrase, \
-                 failed_by = excluded.failed_by, last_attempt_at = excluded.last_attempt_at, \
-                 expires_at = excluded.expires_at, next_attempt_at = excluded.next_attempt_at, \
-                 consecutive_failures = excluded.consecutive_failures, transport = excluded.transport, \
-                 remote = excluded.remote, updated_at = excluded.updated_at",
-            )
-            .bind(id.to_string())
-            .bind(tenant.as_str())
-            .bind(s.state.as_str())
-            .bind(s.last_code.map(i64::from))
-            .bind(&s.last_phrase)
-            .bind(s.failed_by.map(FailedBy::as_str))
-            .bind(s.last_attempt_at.map(Timestamp::micros))
-            .bind(s.expires_at.map(Timestamp::micros))
-            .bind(s.next_attempt_at.map(Timestamp::micros))
-            .bind(i64::from(s.consecutive_failures))
-            .bind(s.transport.map(Transport::as_str))
-            .bind(&s.remote)
-            .bind(s.updated_at.micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        for chunk in statuses.chunks(ROWS_PER_STATEMENT) {
+            upsert_statuses(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        // One chunk at a time, in order: a registration's entries in a later chunk number on
+        // from the earlier chunk's.
+        for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+            write_history(chunk, keep)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
@@ -1451,57 +1439,6 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn record_attempts(
-        &self,
-        attempts: &[RegistrationAttempt],
-        keep: u32,
-    ) -> Result<(), StoreError> {
-        if attempts.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write_tx().await?;
-        for a in attempts {
-            sqlx::query(
-                "INSERT INTO registration_attempts (registration_id, tenant_id, at, transport, \
-                 remote, request_line, code, phrase, duration_us) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE \
-                 EXISTS (SELECT 1 FROM registrations WHERE tenant_id = $2 AND id = $1) OR \
-                 EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2 AND id = $1)",
-            )
-            .bind(a.registration_id.to_string())
-            .bind(a.tenant.as_str())
-            .bind(a.at.micros())
-            .bind(a.transport.as_str())
-            .bind(&a.remote)
-            .bind(&a.request_line)
-            .bind(a.code.map(i64::from))
-            .bind(&a.phrase)
-            .bind(i64::try_from(a.duration_us).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        // Prune only the registrations just written: an index range each, not the table.
-        let touched: std::collections::BTreeSet<(&str, String)> = attempts
-            .iter()
-            .map(|a| (a.tenant.as_str(), a.registration_id.to_string()))
-            .collect();
-        for (tenant, id) in touched {
-            sqlx::query(
-                "DELETE FROM registration_attempts WHERE tenant_id = $1 AND registration_id = $2 \
-                 AND id NOT IN (SELECT id FROM registration_attempts WHERE registration_id = $2 \
-                 ORDER BY at DESC, id DESC LIMIT $3)",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(i64::from(keep))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
-    }
-
     async fn registration_attempts(
         &self,
         tenant: &AccountId,
@@ -1510,8 +1447,8 @@ impl Store for SqlStore {
     ) -> Result<Vec<RegistrationAttempt>, StoreError> {
         let rows: Vec<AttemptRow> = sqlx::query_as(
             "SELECT registration_id, tenant_id, at, transport, remote, request_line, code, phrase, \
-             duration_us FROM registration_attempts WHERE tenant_id = $1 AND registration_id = $2 \
-             ORDER BY at DESC, id DESC LIMIT $3",
+             duration_us FROM registration_history WHERE tenant_id = $1 AND registration_id = $2 \
+             ORDER BY seq DESC LIMIT $3",
         )
         .bind(tenant.as_str())
         .bind(id.to_string())
@@ -1579,4 +1516,98 @@ async fn insert_key(
     .await
     .map_err(db)?;
     Ok(())
+}
+
+/// Rows per multi-row statement in engine batches (13 parameters a row stays far below
+/// SQLite's 32,766-parameter limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Keeps a batch's rows only for registrations (or registering phone numbers) that still
+/// exist, so a late write never resurrects a deleted registration's status or history.
+const STILL_EXISTS: &str = " WHERE EXISTS (SELECT 1 FROM registrations r \
+     WHERE r.tenant_id = v.tenant_id AND r.id = v.registration_id) \
+     OR EXISTS (SELECT 1 FROM phone_numbers p \
+     WHERE p.tenant_id = v.tenant_id AND p.id = v.registration_id)";
+
+/// One statement upserting a batch of status rows.
+fn upsert_statuses(rows: &[(AccountId, Uuid, RegistrationStatus)]) -> QueryBuilder<'_, Sqlite> {
+    let mut query = QueryBuilder::new(
+        "WITH v (registration_id, tenant_id, state, last_code, last_phrase, failed_by, \
+         last_attempt_at, expires_at, next_attempt_at, consecutive_failures, transport, remote, \
+         updated_at) AS (",
+    );
+    query.push_values(rows, |mut row, (tenant, id, s)| {
+        row.push_bind(id.to_string())
+            .push_bind(tenant.as_str())
+            .push_bind(s.state.as_str())
+            .push_bind(s.last_code.map(i64::from))
+            .push_bind(s.last_phrase.as_deref())
+            .push_bind(s.failed_by.map(FailedBy::as_str))
+            .push_bind(s.last_attempt_at.map(Timestamp::micros))
+            .push_bind(s.expires_at.map(Timestamp::micros))
+            .push_bind(s.next_attempt_at.map(Timestamp::micros))
+            .push_bind(i64::from(s.consecutive_failures))
+            .push_bind(s.transport.map(Transport::as_str))
+            .push_bind(s.remote.as_deref())
+            .push_bind(s.updated_at.micros());
+    });
+    query.push(
+        ") INSERT INTO registration_status (registration_id, tenant_id, state, last_code, \
+         last_phrase, failed_by, last_attempt_at, expires_at, next_attempt_at, \
+         consecutive_failures, transport, remote, updated_at) SELECT * FROM v",
+    );
+    query.push(STILL_EXISTS);
+    query.push(
+        " ON CONFLICT (registration_id) DO UPDATE SET state = excluded.state, \
+         last_code = excluded.last_code, last_phrase = excluded.last_phrase, \
+         failed_by = excluded.failed_by, last_attempt_at = excluded.last_attempt_at, \
+         expires_at = excluded.expires_at, next_attempt_at = excluded.next_attempt_at, \
+         consecutive_failures = excluded.consecutive_failures, transport = excluded.transport, \
+         remote = excluded.remote, updated_at = excluded.updated_at",
+    );
+    query
+}
+
+/// One statement writing a batch of history entries into their registrations' rings: entry
+/// `seq` (counted per registration, from 1) goes to slot `seq % keep`, replacing what was
+/// there. Entries of one registration within the batch take consecutive numbers in order.
+fn write_history(rows: &[RegistrationAttempt], keep: u32) -> QueryBuilder<'_, Sqlite> {
+    let mut ordinals: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+    let mut query = QueryBuilder::new(
+        "WITH v (registration_id, ordinal, tenant_id, at, transport, remote, request_line, code, \
+         phrase, duration_us) AS (",
+    );
+    query.push_values(rows, |mut row, a| {
+        let ordinal = ordinals.entry(a.registration_id).or_default();
+        *ordinal += 1;
+        row.push_bind(a.registration_id.to_string())
+            .push_bind(*ordinal)
+            .push_bind(a.tenant.as_str())
+            .push_bind(a.at.micros())
+            .push_bind(a.transport.as_str())
+            .push_bind(a.remote.as_deref())
+            .push_bind(a.request_line.as_str())
+            .push_bind(a.code.map(i64::from))
+            .push_bind(a.phrase.as_deref())
+            .push_bind(i64::try_from(a.duration_us).unwrap_or(i64::MAX));
+    });
+    query.push(
+        "), w AS (SELECT v.*, v.ordinal + COALESCE((SELECT MAX(h.seq) FROM registration_history h \
+         WHERE h.registration_id = v.registration_id), 0) AS seq FROM v) \
+         INSERT INTO registration_history (registration_id, slot, seq, tenant_id, at, transport, \
+         remote, request_line, code, phrase, duration_us) SELECT registration_id, seq % ",
+    );
+    query.push_bind(i64::from(keep.max(1)));
+    query.push(
+        ", seq, tenant_id, at, transport, remote, request_line, code, phrase, duration_us \
+         FROM w AS v",
+    );
+    query.push(STILL_EXISTS);
+    query.push(
+        " ON CONFLICT (registration_id, slot) DO UPDATE SET seq = excluded.seq, \
+         tenant_id = excluded.tenant_id, at = excluded.at, transport = excluded.transport, \
+         remote = excluded.remote, request_line = excluded.request_line, code = excluded.code, \
+         phrase = excluded.phrase, duration_us = excluded.duration_us",
+    );
+    query
 }

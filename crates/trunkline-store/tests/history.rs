@@ -1,15 +1,68 @@
-//! The registration history keeps the newest attempts per registration and forgets a deleted
-//! registration's, on a real SQLite file.
+//! The engine's batched writes (status rows and history) on a real SQLite file: each
+//! registration keeps its newest attempts, batches mixing registrations prune each one
+//! separately, and nothing is written for a deleted registration.
 
 use secrecy::SecretString;
-use trunkline_core::model::{Registration, RegistrationAttempt, Tenant, Transport};
+use trunkline_core::model::{
+    Registration, RegistrationAttempt, RegistrationState, RegistrationStatus, Tenant, Transport,
+};
 use trunkline_core::secret::generate_api_key;
 use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
 use trunkline_store::{MasterKey, Sealer, SqlStore};
+use uuid::Uuid;
+
+async fn registration(store: &SqlStore, tenant: &AccountId, username: &str) -> Uuid {
+    let registration = Registration {
+        id: Uuid::new_v4(),
+        tenant: tenant.clone(),
+        username: username.into(),
+        proxy: "127.0.0.1".into(),
+        outbound_proxy: None,
+        auth_user: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        status: None,
+    };
+    store
+        .insert_registration(&registration, &SecretString::from("pw"))
+        .await
+        .unwrap();
+    registration.id
+}
+
+fn attempt(tenant: &AccountId, id: Uuid, n: i64) -> RegistrationAttempt {
+    RegistrationAttempt {
+        registration_id: id,
+        tenant: tenant.clone(),
+        at: Timestamp::from_micros(1_000_000 + n),
+        transport: Transport::Udp,
+        remote: Some("127.0.0.1:5060".into()),
+        request_line: "REGISTER sip:127.0.0.1 SIP/2.0".into(),
+        code: Some(200),
+        phrase: Some(format!("OK {n}")),
+        duration_us: 10,
+    }
+}
+
+fn registered(at: i64) -> RegistrationStatus {
+    RegistrationStatus {
+        state: RegistrationState::Registered,
+        last_code: Some(200),
+        last_phrase: Some("OK".into()),
+        failed_by: None,
+        last_attempt_at: Some(Timestamp::from_micros(at)),
+        expires_at: Some(Timestamp::from_micros(at + 60_000_000)),
+        next_attempt_at: Some(Timestamp::from_micros(at + 30_000_000)),
+        consecutive_failures: 0,
+        transport: Some(Transport::Udp),
+        remote: Some("127.0.0.1:5060".into()),
+        updated_at: Timestamp::from_micros(at),
+    }
+}
 
 #[tokio::test]
-async fn keeps_the_newest_attempts_and_drops_them_with_the_registration() {
+async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = SqlStore::open(&url, Sealer::new(&MasterKey::generate(), &[]))
@@ -24,64 +77,106 @@ async fn keeps_the_newest_attempts_and_drops_them_with_the_registration() {
         .create_tenant(&tenant, &generate_api_key().record)
         .await
         .unwrap();
-    let registration = Registration {
-        id: uuid::Uuid::new_v4(),
-        tenant: tenant.account_id.clone(),
-        username: "alice".into(),
-        proxy: "127.0.0.1".into(),
-        outbound_proxy: None,
-        auth_user: None,
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
-        status: None,
-    };
-    store
-        .insert_registration(&registration, &SecretString::from("pw"))
-        .await
-        .unwrap();
-    let attempt = |n: i64| RegistrationAttempt {
-        registration_id: registration.id,
-        tenant: tenant.account_id.clone(),
-        at: Timestamp::from_micros(1_000_000 + n),
-        transport: Transport::Udp,
-        remote: Some("127.0.0.1:5060".into()),
-        request_line: "REGISTER sip:127.0.0.1 SIP/2.0".into(),
-        code: Some(200),
-        phrase: Some(format!("OK {n}")),
-        duration_us: 10,
-    };
+    let account = tenant.account_id.clone();
+    let alice = registration(&store, &account, "alice").await;
+    let bob = registration(&store, &account, "bob").await;
+
+    // Batches that interleave both registrations: alice gets 25 attempts, bob 3.
     for batch in (0..25).collect::<Vec<i64>>().chunks(7) {
-        let attempts: Vec<_> = batch.iter().map(|n| attempt(*n)).collect();
-        store.record_attempts(&attempts, 20).await.unwrap();
+        let mut attempts: Vec<_> = batch.iter().map(|n| attempt(&account, alice, *n)).collect();
+        if batch[0] < 21 {
+            attempts.push(attempt(&account, bob, batch[0]));
+        }
+        let last = *batch.last().unwrap();
+        let statuses = [
+            (account.clone(), alice, registered(last)),
+            (account.clone(), bob, registered(last)),
+        ];
+        store
+            .write_registration_batch(&statuses, &attempts, 20)
+            .await
+            .unwrap();
     }
     let kept = store
-        .registration_attempts(&tenant.account_id, registration.id, 100)
+        .registration_attempts(&account, alice, 100)
         .await
         .unwrap();
     assert_eq!(kept.len(), 20);
     assert_eq!(kept[0].phrase.as_deref(), Some("OK 24"), "newest first");
     assert_eq!(kept[19].phrase.as_deref(), Some("OK 5"));
+    let bobs = store
+        .registration_attempts(&account, bob, 100)
+        .await
+        .unwrap();
+    let phrases: Vec<_> = bobs.iter().filter_map(|a| a.phrase.as_deref()).collect();
+    assert_eq!(
+        phrases,
+        ["OK 14", "OK 7", "OK 0"],
+        "bob's history is his own"
+    );
+    let status = store
+        .registration(&account, bob)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .expect("status written");
+    assert_eq!(status, registered(24), "the last batch's status wins");
+
     // Another tenant sees nothing.
     let other = AccountId::generate();
     assert!(store
-        .registration_attempts(&other, registration.id, 100)
+        .registration_attempts(&other, alice, 100)
         .await
         .unwrap()
         .is_empty());
+
+    store.delete_registration(&account, alice).await.unwrap();
+    assert!(store
+        .registration_attempts(&account, alice, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    // Late writes for the deleted registration are dropped; bob's in the same batch are kept.
     store
-        .delete_registration(&tenant.account_id, registration.id)
+        .write_registration_batch(
+            &[
+                (account.clone(), alice, registered(99)),
+                (account.clone(), bob, registered(99)),
+            ],
+            &[attempt(&account, alice, 99), attempt(&account, bob, 99)],
+            20,
+        )
         .await
         .unwrap();
     assert!(store
-        .registration_attempts(&tenant.account_id, registration.id, 100)
+        .registration_attempts(&account, alice, 100)
         .await
         .unwrap()
         .is_empty());
-    // A late write for the deleted registration is dropped.
-    store.record_attempts(&[attempt(99)], 20).await.unwrap();
-    assert!(store
-        .registration_attempts(&tenant.account_id, registration.id, 100)
+    assert_eq!(
+        store
+            .registration_attempts(&account, bob, 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        store
+            .registration(&account, bob)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Some(registered(99))
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM registration_status")
+        .fetch_one(&sqlx::SqlitePool::connect(&url).await.unwrap())
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert_eq!(
+        rows, 1,
+        "no status row resurrected for the deleted registration"
+    );
 }

@@ -51,7 +51,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let engine = if config.outbound.enabled {
         let settings = config.engine_settings().map_err(anyhow::Error::msg)?;
-        let engine = Engine::start(settings, store.clone(), engine_events)
+        let board = services.live_status().clone();
+        let engine = Engine::start(settings, store.clone(), board, engine_events)
             .await
             .context("cannot start the SIP engine")?;
         eprintln!("sip listening on {}", engine.endpoint().udp);

@@ -25,6 +25,7 @@ pub use trunks::TrunkDraft;
 use crate::error::{ServiceError, StoreError};
 use crate::events::{ChangeEvent, ChangeOp, EntityKind, EventBus};
 use crate::ids::{AccountId, Timestamp};
+use crate::live::StatusBoard;
 use crate::page::Window;
 use crate::store::{Store, WriteOutcome};
 
@@ -54,6 +55,7 @@ pub struct Services {
     store: Arc<dyn Store>,
     events: EventBus,
     settings: ServiceSettings,
+    live: Arc<StatusBoard>,
 }
 
 impl Services {
@@ -62,7 +64,19 @@ impl Services {
             store,
             events,
             settings,
+            live: Arc::new(StatusBoard::new()),
         }
+    }
+
+    /// The board the SIP engine in this process writes live status to; reads prefer it over
+    /// the status table.
+    pub fn with_live_status(mut self, board: Arc<StatusBoard>) -> Self {
+        self.live = board;
+        self
+    }
+
+    pub fn live_status(&self) -> &Arc<StatusBoard> {
+        &self.live
     }
 
     pub fn settings(&self) -> &ServiceSettings {

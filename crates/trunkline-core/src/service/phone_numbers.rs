@@ -133,10 +133,13 @@ impl Services {
         if !is_e164(number) {
             return Err(ServiceError::NotFound);
         }
-        self.store
+        let mut found = self
+            .store
             .phone_number(tenant, number)
             .await?
-            .ok_or(ServiceError::NotFound)
+            .ok_or(ServiceError::NotFound)?;
+        found.status = self.live.overlay(found.id, found.status.take());
+        Ok(found)
     }
 
     /// Full replace of the writable fields; the number itself is the key and cannot change.
@@ -206,7 +209,10 @@ impl Services {
         tenant: &AccountId,
         window: Window,
     ) -> Result<OffsetPage<PhoneNumber>, ServiceError> {
-        let items = self.store.phone_numbers_page(tenant, window).await?;
+        let mut items = self.store.phone_numbers_page(tenant, window).await?;
+        for item in &mut items {
+            item.status = self.live.overlay(item.id, item.status.take());
+        }
         let total = self.store.count_phone_numbers(tenant).await?;
         Ok(OffsetPage {
             items,

@@ -89,10 +89,13 @@ impl Services {
         tenant: &AccountId,
         id: Uuid,
     ) -> Result<Registration, ServiceError> {
-        self.store
+        let mut registration = self
+            .store
             .registration(tenant, id)
             .await?
-            .ok_or(ServiceError::NotFound)
+            .ok_or(ServiceError::NotFound)?;
+        registration.status = self.live.overlay(id, registration.status.take());
+        Ok(registration)
     }
 
     /// Partial update: absent fields stay, `null` clears nullable ones.
@@ -169,6 +172,9 @@ impl Services {
             .await?;
         let more_in_direction = rows.len() > size as usize;
         rows.truncate(size as usize);
+        for row in &mut rows {
+            row.status = self.live.overlay(row.id, row.status.take());
+        }
         let backward = matches!(
             seek,
             Some(Seek {

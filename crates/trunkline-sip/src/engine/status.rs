@@ -1,12 +1,16 @@
-//! Batched status and history writes: the engine hands over every status change at once; a writer task
-//! coalesces them per registration and writes each batch in one transaction, so a wave of
-//! 10,000 registrations is a few dozen database transactions, not 20,000.
+//! Status and history writes. Every status change goes to the live [`StatusBoard`] at once;
+//! changes that matter after a restart (not routine refreshes) also go to a writer task that
+//! coalesces them per registration and writes each batch as one transaction of two multi-row
+//! statements (status upsert, history ring write), so a wave of 10,000 registrations is a few
+//! dozen database transactions, not 20,000; routine refreshes reach the table in the engine's
+//! once-a-minute sweep, one batch for all of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use trunkline_core::live::StatusBoard;
 use trunkline_core::model::{RegistrationAttempt, RegistrationStatus};
 use trunkline_core::service::HISTORY_LENGTH;
 use trunkline_core::store::Store;
@@ -24,17 +28,31 @@ enum Message {
 
 pub struct StatusWriter {
     sender: mpsc::UnboundedSender<Message>,
+    board: Arc<StatusBoard>,
 }
 
 impl StatusWriter {
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, board: Arc<StatusBoard>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(write_batches(store, receiver));
-        Self { sender }
+        Self { sender, board }
     }
 
+    /// A status change that matters after a restart: to the live board and the table.
     pub fn put(&self, tenant: &AccountId, id: Uuid, status: RegistrationStatus) {
+        self.board.set(id, status.clone());
         let _ = self.sender.send(Message::Put(tenant.clone(), id, status));
+    }
+
+    /// A change of timestamps only (a routine refresh): to the live board alone.
+    pub fn put_live(&self, id: Uuid, status: RegistrationStatus) {
+        self.board.set(id, status);
+    }
+
+    /// The engine forgot a registration: its live status goes (the table's row goes with the
+    /// registration itself).
+    pub fn forget(&self, id: Uuid) {
+        self.board.remove(id);
     }
 
     /// Appends REGISTER transactions to the history, in the next batch.
@@ -107,20 +125,21 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedRecei
 }
 
 async fn flush(store: &Arc<dyn Store>, pending: &mut Pending) {
-    if !pending.statuses.is_empty() {
-        let batch: Vec<_> = pending
-            .statuses
-            .drain()
-            .map(|(id, (tenant, status))| (tenant, id, status))
-            .collect();
-        if let Err(err) = store.put_registration_statuses(&batch).await {
-            tracing::error!(error = %err, count = batch.len(), "cannot write registration status");
-        }
-    }
-    if !pending.attempts.is_empty() {
-        let attempts = std::mem::take(&mut pending.attempts);
-        if let Err(err) = store.record_attempts(&attempts, HISTORY_LENGTH).await {
-            tracing::error!(error = %err, count = attempts.len(), "cannot write registration history");
-        }
+    let statuses: Vec<_> = pending
+        .statuses
+        .drain()
+        .map(|(id, (tenant, status))| (tenant, id, status))
+        .collect();
+    let attempts = std::mem::take(&mut pending.attempts);
+    if let Err(err) = store
+        .write_registration_batch(&statuses, &attempts, HISTORY_LENGTH)
+        .await
+    {
+        tracing::error!(
+            error = %err,
+            statuses = statuses.len(),
+            attempts = attempts.len(),
+            "cannot write registration status and history"
+        );
     }
 }

@@ -832,3 +832,71 @@ fn trunk_changes_reach_its_numbers_and_registration_false_unregisters() {
         "disabled"
     );
 }
+
+/// `expiresAt` as microseconds since the epoch.
+fn expires_micros(body: &Value) -> i64 {
+    let text = body["expiresAt"].as_str().expect("expiresAt");
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp_micros()
+}
+
+#[test]
+fn routine_refreshes_are_live_in_the_api_and_reach_the_table_at_shutdown() {
+    // The registrar grants 2 s, so trunkline refreshes every 1–1.5 s.
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .subscriber("refresh-user", "refresh-secret")
+            .expires(2, 2, 2),
+    );
+    let mut server = Server::start_with(ServerOptions {
+        engine: true,
+        env: vec![("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "2".into())],
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "refresh-user", "password": "refresh-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    let first = wait_for_status(&server, &tenant, &id, registered);
+    let first_expiry = expires_micros(&first);
+    // Two refreshes later the API shows a later binding expiry, straight from the engine.
+    let refreshed = wait_for_status(&server, &tenant, &id, |body| {
+        registered(body) && expires_micros(body) > first_expiry + 1_500_000
+    });
+    assert_eq!(refreshed["lastCode"], 200);
+    // The history lists the first exchange (challenge, answer), not every identical refresh.
+    let history = wait_for_history(&server, &tenant, &id, 2);
+    let codes: Vec<_> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(200), json!(401)], "{history:#}");
+    assert!(
+        kamailio.count("refresh-user") >= 3,
+        "the refreshes reached the registrar"
+    );
+
+    // A clean stop writes the live timestamps into the status table.
+    let last_seen = expires_micros(&status_of(&server, &tenant, &id));
+    assert!(server.terminate().success());
+    let stored = std::process::Command::new("sqlite3")
+        .arg(server.db_path())
+        .arg(format!(
+            "SELECT expires_at FROM registration_status WHERE registration_id = '{id}'"
+        ))
+        .output()
+        .expect("run sqlite3");
+    let stored: i64 = String::from_utf8_lossy(&stored.stdout)
+        .trim()
+        .parse()
+        .expect("a stored expiry");
+    assert!(
+        stored >= last_seen,
+        "table expiry {stored} is behind the live one {last_seen}"
+    );
+}
