@@ -152,6 +152,8 @@ async fn run_engine(
         reloading: HashMap::new(),
         next_ticket: 0,
         next_ramp_slot: Instant::now(),
+        started: Instant::now(),
+        metrics: ExchangeMetrics::new(),
     };
     core.run(events, results, loads, closed, stopped).await;
     sip.shutdown();
@@ -195,6 +197,10 @@ struct Bound {
 
 /// How often the per-state gauges are refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Refresh and retry times are rounded up to this grid (ramp slots are not): a few due
+/// REGISTERs per wake-up instead of one, at most this much later than their jittered time.
+const TIMER_GRID: Duration = Duration::from_millis(50);
 
 /// How often routine refreshes' timestamps are brought into the status table.
 const SAVE_LIVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -242,6 +248,32 @@ struct Core {
     status: StatusWriter,
     /// Earliest start for the next initial REGISTER (the ramp).
     next_ramp_slot: Instant,
+    /// The origin of the timer grid.
+    started: Instant,
+    metrics: ExchangeMetrics,
+}
+
+/// Handles to the per-REGISTER metrics, looked up once rather than per REGISTER.
+struct ExchangeMetrics {
+    /// `trunkline_register_responses_total` by final code (`None`: `local`).
+    responses: HashMap<Option<u16>, metrics::Counter>,
+    duration: metrics::Histogram,
+}
+
+impl ExchangeMetrics {
+    fn new() -> Self {
+        Self {
+            responses: HashMap::new(),
+            duration: metrics::histogram!("trunkline_register_duration_seconds"),
+        }
+    }
+
+    fn response(&mut self, code: Option<u16>) -> &metrics::Counter {
+        self.responses.entry(code).or_insert_with(|| {
+            let label = code.map_or_else(|| "local".to_owned(), |code| code.to_string());
+            metrics::counter!("trunkline_register_responses_total", "code" => label)
+        })
+    }
 }
 
 impl Core {
@@ -647,10 +679,8 @@ impl Core {
             self.settings.backoff_base,
             self.settings.backoff_cap,
         );
-        metrics::counter!("trunkline_register_responses_total", "code" => result.last_code_label())
-            .increment(1);
-        metrics::histogram!("trunkline_register_duration_seconds")
-            .record(result.elapsed.as_secs_f64());
+        self.metrics.response(result.last_code()).increment(1);
+        self.metrics.duration.record(result.elapsed.as_secs_f64());
         let Some(slot) = self.slots.get_mut(&id) else {
             self.status.record(result.attempts);
             return;
@@ -768,6 +798,8 @@ impl Core {
             return;
         }
         if let Some(delay) = next {
+            let at = on_grid(self.started, now + delay);
+            let delay = at - now;
             slot.status.next_attempt_at = Some(Timestamp::from_micros(
                 now_ts.micros() + delay.as_micros() as i64,
             ));
@@ -779,7 +811,7 @@ impl Core {
                 let tenant = slot.registration.tenant.clone();
                 self.status.put(&tenant, id, slot.status.clone());
             }
-            self.schedule_at(id, now + delay);
+            self.schedule_at(id, at);
         }
     }
 
@@ -818,6 +850,9 @@ impl Core {
             settings.backoff_cap,
             &mut rand::thread_rng(),
         );
+        let now = Instant::now();
+        let at = on_grid(self.started, now + delay);
+        let delay = at - now;
         let now_ts = Timestamp::now();
         slot.status.updated_at = now_ts;
         slot.status.last_attempt_at = Some(now_ts);
@@ -826,7 +861,7 @@ impl Core {
         ));
         let tenant = slot.registration.tenant.clone();
         self.status.put(&tenant, id, slot.status.clone());
-        self.schedule_at(id, Instant::now() + delay);
+        self.schedule_at(id, at);
     }
 
     /// Graceful stop: unregister every live binding within the deadline, flush status.
@@ -891,6 +926,15 @@ fn is_routine_refresh(before: &RegistrationStatus, result: &ExchangeResult) -> b
         && before.remote.as_deref() == result.remote.map(|r| r.to_string()).as_deref()
 }
 
+/// Rounds a refresh or retry time up to the next [`TIMER_GRID`] step after `origin`, so that
+/// the REGISTERs due within one step go out on one wake-up of the engine's thread.
+fn on_grid(origin: Instant, at: Instant) -> Instant {
+    let grid = TIMER_GRID.as_micros();
+    let offset = at.saturating_duration_since(origin).as_micros();
+    let steps = offset.div_ceil(grid);
+    origin + Duration::from_micros(u64::try_from(steps * grid).unwrap_or(u64::MAX))
+}
+
 /// Whether two addressings name the same binding (same AOR at the same registrar, reached the
 /// same way).
 fn same_binding(a: &Addressing, b: &Addressing) -> bool {
@@ -914,5 +958,28 @@ fn pending_status() -> RegistrationStatus {
         transport: None,
         remote: None,
         updated_at: Timestamp::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_grid_rounds_up_within_one_step() {
+        let origin = Instant::now();
+        for micros in [0, 1, 49_999, 50_000, 50_001, 1_234_567] {
+            let at = origin + Duration::from_micros(micros);
+            let on = on_grid(origin, at);
+            assert!(on >= at, "{micros}: never earlier");
+            assert!(on - at < TIMER_GRID, "{micros}: less than one step later");
+            assert_eq!(
+                (on - origin).as_micros() % TIMER_GRID.as_micros(),
+                0,
+                "{micros}: on the grid"
+            );
+        }
+        // Times before the origin (cannot happen in the engine) stay usable.
+        assert_eq!(on_grid(origin + TIMER_GRID, origin), origin + TIMER_GRID);
     }
 }

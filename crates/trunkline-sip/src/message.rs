@@ -1,13 +1,16 @@
 //! The REGISTER request trunkline sends and what it reads back from a response.
 //!
-//! The request is written as text and parsed into rsipstack's `Request`: every header is one we
-//! chose (explicit Contact with `;transport=`, Expires, Authorization), nothing is added behind
-//! our back. Response fields are read from rsipstack's parsed headers.
+//! The request is built header by header as rsipstack's `Request`: every header is one we chose
+//! (explicit Contact with `;transport=`, Expires, Authorization), nothing is added behind our
+//! back. Response fields are read from rsipstack's parsed headers.
 
-use rsipstack::sip::{Header, Response};
+use rsipstack::sip::{Header, Request, Response};
 use trunkline_core::model::Transport;
 
 use crate::digest::Challenge;
+
+/// The header that answers a proxy's (407) challenge; anything else is `Authorization`.
+pub const PROXY_AUTHORIZATION: &str = "Proxy-Authorization";
 
 /// The parts of one REGISTER.
 #[derive(Debug)]
@@ -30,35 +33,50 @@ pub struct Register<'a> {
 }
 
 impl Register<'_> {
-    pub fn render(&self) -> String {
-        let via_transport = self.via_transport.as_str().to_ascii_uppercase();
-        let mut text = format!(
-            "REGISTER {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/{via_transport} {sent_by};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <{aor}>;tag={tag}\r\n\
-             To: <{aor}>\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} REGISTER\r\n\
-             Contact: <{contact}>;expires={expires}\r\n\
-             Expires: {expires}\r\n\
-             User-Agent: {user_agent}\r\n",
-            uri = self.request_uri,
-            sent_by = self.via_sent_by,
-            branch = self.branch,
-            aor = self.aor,
-            tag = self.from_tag,
-            call_id = self.call_id,
-            cseq = self.cseq,
-            contact = self.contact,
-            expires = self.expires,
-            user_agent = self.user_agent,
+    /// The request as rsipstack's `Request`, built header by header (only the Request-URI is
+    /// parsed): rendering text and parsing it back cost a few percent of a refresh.
+    pub fn to_request(&self) -> Result<Request, rsipstack::sip::Error> {
+        use rsipstack::sip::headers::{
+            Authorization, CSeq, CallId, Contact, ContentLength, Expires, From, MaxForwards,
+            ProxyAuthorization, To, UserAgent, Via,
+        };
+        let uri = rsipstack::sip::Uri::try_from(self.request_uri)?;
+        let via_transport = match self.via_transport {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        };
+        let mut headers: Vec<Header> = Vec::with_capacity(12);
+        headers.push(
+            Via::new(format!(
+                "SIP/2.0/{via_transport} {};branch={};rport",
+                self.via_sent_by, self.branch
+            ))
+            .into(),
         );
-        if let Some((name, value)) = &self.authorization {
-            text.push_str(&format!("{name}: {value}\r\n"));
+        headers.push(MaxForwards::new("70").into());
+        headers.push(From::new(format!("<{}>;tag={}", self.aor, self.from_tag)).into());
+        headers.push(To::new(format!("<{}>", self.aor)).into());
+        headers.push(CallId::new(self.call_id).into());
+        headers.push(CSeq::new(format!("{} REGISTER", self.cseq)).into());
+        headers.push(Contact::new(format!("<{}>;expires={}", self.contact, self.expires)).into());
+        headers.push(Expires::new(self.expires.to_string()).into());
+        headers.push(UserAgent::new(self.user_agent).into());
+        match &self.authorization {
+            Some((PROXY_AUTHORIZATION, value)) => {
+                headers.push(ProxyAuthorization::new(value.as_str()).into())
+            }
+            Some((_, value)) => headers.push(Authorization::new(value.as_str()).into()),
+            None => {}
         }
-        text.push_str("Content-Length: 0\r\n\r\n");
-        text
+        headers.push(ContentLength::new("0").into());
+        Ok(Request {
+            method: rsipstack::sip::Method::Register,
+            uri,
+            version: rsipstack::sip::Version::V2,
+            headers: headers.into(),
+            body: Vec::new(),
+        })
     }
 
     /// The request line, for the attempt history (never the Authorization).
@@ -194,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn renders_a_register_rsipstack_can_parse() {
+    fn builds_a_register_that_survives_the_wire() {
         let register = Register {
             request_uri: "sip:example.com",
             aor: "sip:alice@example.com",
@@ -209,13 +227,26 @@ mod tests {
             branch: "z9hG4bKabc",
             user_agent: "trunkline",
         };
-        let parsed = rsipstack::sip::Request::try_from(register.render().as_str()).expect("parses");
+        let wire = register.to_request().expect("builds").to_string();
+        assert!(
+            wire.starts_with("REGISTER sip:example.com SIP/2.0\r\n"),
+            "{wire}"
+        );
+        assert!(wire.ends_with("Content-Length: 0\r\n\r\n"), "{wire}");
+        let parsed = rsipstack::sip::Request::try_from(wire.as_str()).expect("parses");
         assert_eq!(parsed.uri.to_string(), "sip:example.com");
         let text = parsed.to_string();
         assert!(text.contains("CSeq: 7 REGISTER"));
         assert!(text.contains("transport=udp"));
         assert!(text.contains("Authorization: Digest username=\"alice\""));
         assert_eq!(register.request_line(), "REGISTER sip:example.com SIP/2.0");
+        let to_proxy = Register {
+            authorization: Some((PROXY_AUTHORIZATION, "Digest username=\"alice\"".into())),
+            ..register
+        };
+        let wire = to_proxy.to_request().expect("builds").to_string();
+        assert!(wire.contains("\r\nProxy-Authorization: Digest username=\"alice\"\r\n"));
+        assert!(!wire.contains("\r\nAuthorization:"), "{wire}");
     }
 
     #[test]

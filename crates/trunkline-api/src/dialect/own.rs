@@ -89,7 +89,7 @@ pub struct AttemptView {
 
 #[derive(Serialize, ToSchema)]
 pub struct History {
-    /// Newest first, at most 20.
+    /// Newest first, at most 20; a routine refresh answered like the one before it is not listed again.
     items: Vec<AttemptView>,
 }
 

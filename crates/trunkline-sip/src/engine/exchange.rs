@@ -18,7 +18,7 @@ use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
 use crate::digest::{pick, Credentials, DigestSession};
-use crate::message::{Register, Reply};
+use crate::message::{Register, Reply, PROXY_AUTHORIZATION};
 use crate::policy::{classify, Verdict, ATTEMPT_TIMEOUT};
 use crate::target::{to_rsip, Addressing, Target};
 use crate::transport::{SipEndpoint, USER_AGENT};
@@ -82,18 +82,16 @@ pub struct ExchangeResult {
 }
 
 impl ExchangeResult {
-    /// The code label for the responses metric (`local` when nothing came back).
-    pub fn last_code_label(&self) -> String {
+    /// The final response code for the responses metric (`None`: nothing came back).
+    pub fn last_code(&self) -> Option<u16> {
         match &self.outcome {
-            Outcome::Registered { code, .. } | Outcome::Unregistered { code, .. } => {
-                code.to_string()
-            }
+            Outcome::Registered { code, .. } | Outcome::Unregistered { code, .. } => Some(*code),
             Outcome::Failed {
                 code: Some(code),
                 failed_by: FailedBy::Remote,
                 ..
-            } => code.to_string(),
-            Outcome::Failed { .. } => "local".to_owned(),
+            } => Some(*code),
+            Outcome::Failed { .. } => None,
         }
     }
 }
@@ -237,7 +235,8 @@ impl Exchange {
                 }
                 None => None,
             };
-            let branch = format!("z9hG4bK{}", uuid::Uuid::new_v4().simple());
+            // RFC 3261 §8.1.1.7: the magic cookie, then enough randomness to be unique.
+            let branch = format!("z9hG4bK{:032x}", rand::random::<u128>());
             let register = Register {
                 request_uri: &self.addressing.request_uri,
                 aor: &self.addressing.aor,
@@ -252,7 +251,7 @@ impl Exchange {
                 branch: &branch,
                 user_agent: USER_AGENT,
             };
-            let request = match Request::try_from(register.render().as_str()) {
+            let request = match register.to_request() {
                 Ok(request) => request,
                 Err(err) => {
                     return local_failure(
@@ -343,7 +342,7 @@ impl Exchange {
 
     fn digest_header_name(&self) -> &'static str {
         if self.proxy_auth {
-            "Proxy-Authorization"
+            PROXY_AUTHORIZATION
         } else {
             "Authorization"
         }
