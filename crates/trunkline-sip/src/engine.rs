@@ -164,8 +164,9 @@ struct Slot {
     /// Shared with the binding made from it (no copy per binding).
     registration: Arc<OutboundRegistration>,
     addressing: Result<Arc<Addressing>, String>,
-    call_id: String,
-    from_tag: String,
+    /// Shared with each exchange (no copy per REGISTER).
+    call_id: Arc<str>,
+    from_tag: Arc<str>,
     cseq: u32,
     /// Moved into an exchange while one is in flight.
     digest: Option<DigestSession>,
@@ -200,7 +201,7 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Refresh and retry times are rounded up to this grid (ramp slots are not): a few due
 /// REGISTERs per wake-up instead of one, at most this much later than their jittered time.
-const TIMER_GRID: Duration = Duration::from_millis(50);
+const TIMER_GRID: Duration = Duration::from_millis(100);
 
 /// How often routine refreshes' timestamps are brought into the status table.
 const SAVE_LIVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -395,8 +396,8 @@ impl Core {
             addressing: Addressing::of(&registration)
                 .map(Arc::new)
                 .map_err(|e| e.to_string()),
-            call_id: format!("{}@trunkline", Uuid::new_v4().simple()),
-            from_tag: Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            call_id: format!("{}@trunkline", Uuid::new_v4().simple()).into(),
+            from_tag: Uuid::new_v4().simple().to_string()[..12].into(),
             cseq: 0,
             digest: Some(DigestSession::new()),
             status: pending_status(),
@@ -968,7 +969,7 @@ mod tests {
     #[test]
     fn timer_grid_rounds_up_within_one_step() {
         let origin = Instant::now();
-        for micros in [0, 1, 49_999, 50_000, 50_001, 1_234_567] {
+        for micros in [0, 1, 99_999, 100_000, 100_001, 1_234_567] {
             let at = origin + Duration::from_micros(micros);
             let on = on_grid(origin, at);
             assert!(on >= at, "{micros}: never earlier");

@@ -1372,6 +1372,7 @@ impl Store for SqlStore {
         for chunk in statuses.chunks(ROWS_PER_STATEMENT) {
             upsert_statuses(chunk)
                 .build()
+                .persistent(false)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -1381,6 +1382,7 @@ impl Store for SqlStore {
         for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
             write_history(chunk, keep)
                 .build()
+                .persistent(false)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -1519,7 +1521,9 @@ async fn insert_key(
 }
 
 /// Rows per multi-row statement in engine batches (13 parameters a row stays far below
-/// SQLite's 32,766-parameter limit).
+/// SQLite's 32,766-parameter limit). These statements are not kept in sqlx's statement cache
+/// (`persistent(false)`): every batch size is a different SQL text, and a cache of up to 100
+/// prepared multi-row statements held megabytes for statements rarely run twice.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Keeps a batch's rows only for registrations (or registering phone numbers) that still

@@ -33,8 +33,8 @@ pub struct Exchange {
     pub contact: Option<String>,
     /// The registration's values this exchange uses (credentials, AOR user).
     pub values: Arc<OutboundRegistration>,
-    pub call_id: String,
-    pub from_tag: String,
+    pub call_id: Arc<str>,
+    pub from_tag: Arc<str>,
     /// Last CSeq used on this Call-ID.
     pub cseq: u32,
     pub digest: DigestSession,

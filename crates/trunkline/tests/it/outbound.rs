@@ -453,8 +453,11 @@ fn tcp_connection_lost_with_a_registrar_restart_is_re_registered() {
             .without_udp()
             .subscriber("sticky", "sticky-secret"),
     );
+    // The re-REGISTER on connection loss can race Kamailio's restart and meet a refused
+    // connection; short backoffs keep the retry that follows within the wait.
     let server = Server::start_with(ServerOptions {
         engine: true,
+        env: fast_retries(),
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
