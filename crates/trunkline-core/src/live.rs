@@ -1,11 +1,12 @@
 //! The SIP engine's live registration status, shared in-process with the services.
 //!
-//! The engine writes every status change here. The status table gets the changes that matter
-//! (state, response, failure, where the binding lives) at once, but a routine refresh, which
-//! moves only timestamps (`lastAttemptAt`, `expiresAt`, `nextAttemptAt`), reaches it in the
-//! engine's next sweep (every minute, and at shutdown): writing each refresh as it happened
-//! cost more CPU than the REGISTER itself (see bench/RESULTS.md). Readers take the board's
-//! entry when it has one and the table's row otherwise (engine disabled, or not started).
+//! The engine writes every status change here. The status table gets outcomes at once
+//! (state, response, failure, where the binding lives); a routine refresh, which moves only
+//! timestamps (`lastAttemptAt`, `expiresAt`, `nextAttemptAt`), and the transient
+//! `registering` reach it within a minute (the engine sweeps a slice of its registrations
+//! every few seconds) and at shutdown: writing each refresh as it happened cost more CPU than
+//! the REGISTER itself (see bench/RESULTS.md). Readers take the board's entry when it has one
+//! and the table's row otherwise (engine disabled, or not started).
 
 use std::collections::HashMap;
 use std::sync::RwLock;

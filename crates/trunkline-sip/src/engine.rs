@@ -204,7 +204,10 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 const TIMER_GRID: Duration = Duration::from_millis(100);
 
 /// How often routine refreshes' timestamps are brought into the status table.
-const SAVE_LIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// One of [`SAVE_LIVE_SLICES`] slices of the registrations is swept per tick, so each is saved
+/// within a minute while a sweep stays small (no burst of 10,000 rows and their buffers).
+const SAVE_LIVE_INTERVAL: Duration = Duration::from_secs(5);
+const SAVE_LIVE_SLICES: u128 = 12;
 
 /// How often idle TCP/TLS connections to registrars get a CRLF keepalive (RFC 5626 §4.4.1;
 /// at most every 120 s).
@@ -293,9 +296,13 @@ impl Core {
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut save_live = tokio::time::interval(SAVE_LIVE_INTERVAL);
         save_live.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_slice = 0;
         loop {
             tokio::select! {
-                _ = save_live.tick() => self.save_live_changes(),
+                _ = save_live.tick() => {
+                    self.save_live_changes(Some(next_slice));
+                    next_slice = (next_slice + 1) % SAVE_LIVE_SLICES;
+                }
                 Some(remote) = closed.recv() => self.connection_closed(remote),
                 _ = keepalive.tick() => self.send_keepalives(),
                 _ = housekeeping.tick() => self.housekeeping(),
@@ -645,10 +652,12 @@ impl Core {
             .as_ref()
             .is_some_and(|b| b.expires_at > Instant::now());
         if !live && !unregister {
+            // Transient (one round trip): shown live, left to the outcome or the next sweep
+            // for the table, which saves a row write per registration in a start-up wave.
             slot.status.state = RegistrationState::Registering;
             slot.status.updated_at = Timestamp::now();
-            self.status
-                .put(&slot.registration.tenant, id, slot.status.clone());
+            slot.unsaved = true;
+            self.status.put_live(id, slot.status.clone());
         }
         slot.in_flight = true;
         let exchange = Exchange {
@@ -816,11 +825,13 @@ impl Core {
         }
     }
 
-    /// Brings the status table up to the live board: routine refreshes' timestamps, written in
-    /// one batch (a few pages of a small table) instead of a row per refresh.
-    fn save_live_changes(&mut self) {
+    /// Brings the status table up to the live board for one slice of the registrations (all
+    /// with `None`): routine refreshes' timestamps, written in one batch (a few pages of a
+    /// small table) instead of a row per refresh.
+    fn save_live_changes(&mut self, slice: Option<u128>) {
         for (id, slot) in &mut self.slots {
-            if std::mem::take(&mut slot.unsaved) {
+            let in_slice = slice.is_none_or(|slice| id.as_u128() % SAVE_LIVE_SLICES == slice);
+            if in_slice && std::mem::take(&mut slot.unsaved) {
                 self.status
                     .put(&slot.registration.tenant, *id, slot.status.clone());
             }
@@ -906,7 +917,7 @@ impl Core {
                 }
             }
         }
-        self.save_live_changes();
+        self.save_live_changes(None);
         self.status.close().await;
     }
 }

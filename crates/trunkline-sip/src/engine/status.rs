@@ -2,8 +2,8 @@
 //! changes that matter after a restart (not routine refreshes) also go to a writer task that
 //! coalesces them per registration and writes each batch as one transaction of two multi-row
 //! statements (status upsert, history ring write), so a wave of 10,000 registrations is a few
-//! dozen database transactions, not 20,000; routine refreshes reach the table in the engine's
-//! once-a-minute sweep, one batch for all of them.
+//! dozen database transactions, not 20,000; routine refreshes reach the table through the
+//! engine's sweep, a slice of the registrations per batch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,7 +44,8 @@ impl StatusWriter {
         let _ = self.sender.send(Message::Put(tenant.clone(), id, status));
     }
 
-    /// A change of timestamps only (a routine refresh): to the live board alone.
+    /// A change that need not reach the table at once (a routine refresh's timestamps, the
+    /// transient `registering`): to the live board alone; the engine's sweep saves it.
     pub fn put_live(&self, id: Uuid, status: RegistrationStatus) {
         self.board.set(id, status);
     }
