@@ -4,8 +4,9 @@
 //! exchange ([`exchange::run`]) when a registration is due, and applies the outcome when the
 //! exchange reports back. Exchanges are short-lived tasks (one per REGISTER in flight), never
 //! one per registration. Changes reach the engine as [`ChangeEvent`]s from the services; the
-//! store is re-read for the registration concerned. Status goes to the store through a
-//! batching writer ([`status::StatusWriter`]).
+//! store is re-read for the registration concerned. Every status change goes to the live
+//! [`StatusBoard`] the services read; outcomes also go to the store through a batching writer
+//! ([`status::StatusWriter`]), routine refreshes through a sweep (see [`is_routine_refresh`]).
 //!
 //! Rules (see the issue and RFC 3261 §10.2): stable Call-ID and increasing CSeq per
 //! registration; refresh at a jittered 50–75 % of the granted expiry; 423 → retry with
@@ -182,6 +183,8 @@ struct Slot {
     /// The status changed on the live board only (routine refreshes) since it last went to
     /// the table.
     unsaved: bool,
+    /// What the last exchange looked like on the wire ([`exchange_signature`]).
+    last_exchange: u64,
 }
 
 #[derive(Clone)]
@@ -203,10 +206,11 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 /// REGISTERs per wake-up instead of one, at most this much later than their jittered time.
 const TIMER_GRID: Duration = Duration::from_millis(100);
 
-/// How often routine refreshes' timestamps are brought into the status table.
-/// One of [`SAVE_LIVE_SLICES`] slices of the registrations is swept per tick, so each is saved
-/// within a minute while a sweep stays small (no burst of 10,000 rows and their buffers).
+/// How often a slice of the registrations has its live-only changes (routine refreshes) saved
+/// to the status table.
 const SAVE_LIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Slices swept in turn: each registration is saved within a minute, and a sweep stays small
+/// (no burst of 10,000 rows and their buffers).
 const SAVE_LIVE_SLICES: u128 = 12;
 
 /// How often idle TCP/TLS connections to registrars get a CRLF keepalive (RFC 5626 §4.4.1;
@@ -414,6 +418,7 @@ impl Core {
             in_flight: false,
             after_flight: AfterFlight::Nothing,
             unsaved: false,
+            last_exchange: 0,
             registration: Arc::new(registration),
         };
         self.slots.insert(id, slot);
@@ -695,7 +700,9 @@ impl Core {
             self.status.record(result.attempts);
             return;
         };
-        let routine = is_routine_refresh(&slot.status, &result);
+        let signature = exchange_signature(&result);
+        let routine = is_routine_refresh(&slot.status, slot.last_exchange, signature, &result);
+        slot.last_exchange = signature;
         if !routine {
             self.status.record(result.attempts);
         }
@@ -922,20 +929,37 @@ impl Core {
     }
 }
 
-/// A refresh that changed nothing but timestamps: one REGISTER answered like the last one
-/// (same code and phrase, same transport and registrar address) while registered. It goes to
-/// the live board only, not to the status table or the history (see [`StatusBoard`]).
-fn is_routine_refresh(before: &RegistrationStatus, result: &ExchangeResult) -> bool {
-    let Outcome::Registered { code, phrase, .. } = &result.outcome else {
-        return false;
-    };
-    before.state == RegistrationState::Registered
+/// A refresh that changed nothing but timestamps: while registered, an exchange that went
+/// exactly like the one before it (same responses, transport, registrar address and request
+/// line: one `200`, or `401` then `200` with a registrar that challenges every time) and
+/// registered again. It goes to the live board only, not at once to the status table, and not
+/// to the history (see [`StatusBoard`]).
+fn is_routine_refresh(
+    before: &RegistrationStatus,
+    last_exchange: u64,
+    signature: u64,
+    result: &ExchangeResult,
+) -> bool {
+    matches!(result.outcome, Outcome::Registered { .. })
+        && before.state == RegistrationState::Registered
         && !result.was_unregister
-        && result.attempts.len() == 1
-        && before.last_code == Some(*code)
-        && before.last_phrase.as_deref() == Some(phrase.as_str())
-        && before.transport == Some(result.transport)
-        && before.remote.as_deref() == result.remote.map(|r| r.to_string()).as_deref()
+        && last_exchange == signature
+}
+
+/// A digest of what an exchange looked like on the wire: each REGISTER's request line,
+/// transport, remote address, response code and phrase (not times or durations).
+fn exchange_signature(result: &ExchangeResult) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for attempt in &result.attempts {
+        attempt.request_line.hash(&mut hasher);
+        attempt.transport.hash(&mut hasher);
+        attempt.remote.hash(&mut hasher);
+        attempt.code.hash(&mut hasher);
+        attempt.phrase.hash(&mut hasher);
+    }
+    result.attempts.len().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Rounds a refresh or retry time up to the next [`TIMER_GRID`] step after `origin`, so that
