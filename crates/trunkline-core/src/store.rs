@@ -213,10 +213,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     // --- for the SIP engine ---
-    /// Writes a batch of status rows and history entries in one transaction, then keeps only
-    /// the newest `keep` history entries of each registration touched. Rows of registrations
-    /// that no longer exist are skipped, so a late write never resurrects a deleted
-    /// registration's status or history.
+    /// Writes a batch of status rows and history entries in one transaction. Each
+    /// registration's history keeps its newest `keep` entries (a ring of `keep` slots, so `keep`
+    /// stays the same from call to call). Rows of registrations that no longer exist are
+    /// skipped, so a late write never resurrects a deleted registration's status or history.
     async fn write_registration_batch(
         &self,
         statuses: &[(AccountId, Uuid, RegistrationStatus)],
