@@ -6,6 +6,7 @@
 #   bench/register.sh                       # from the repository root, as root (or with sudo)
 #   SIDES="A B" bench/register.sh           # skip side C (100,000 registrations)
 #   N=2000 WINDOW=60 IDLE_SECS=20 SIDES="A B" RAMPS=2000 bench/register.sh    # a quick check
+#   PROFILE_SECS=80 PROFILE_HZ=999 SIDES=B …   # also `perf record` the client in its window
 #
 # Needs: cargo, curl, awk, ps, and (installed here with apt-get if missing) the Debian 12
 # packages kamailio, kamailio-sqlite-modules and sqlite3. Takes about 25 minutes after the
