@@ -68,13 +68,8 @@ impl Services {
         }
     }
 
-    /// The board the SIP engine in this process writes live status to; reads prefer it over
+    /// The board a SIP engine in this process writes live status to; reads prefer it over
     /// the status table.
-    pub fn with_live_status(mut self, board: Arc<StatusBoard>) -> Self {
-        self.live = board;
-        self
-    }
-
     pub fn live_status(&self) -> &Arc<StatusBoard> {
         &self.live
     }
