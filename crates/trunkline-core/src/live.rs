@@ -9,7 +9,7 @@
 //! and the table's row otherwise (engine disabled, or not started).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
@@ -17,7 +17,8 @@ use crate::model::RegistrationStatus;
 
 #[derive(Debug, Default)]
 pub struct StatusBoard {
-    entries: RwLock<HashMap<Uuid, RegistrationStatus>>,
+    /// Shared with the engine's own state until its next change (no second copy at rest).
+    entries: RwLock<HashMap<Uuid, Arc<RegistrationStatus>>>,
 }
 
 impl StatusBoard {
@@ -27,7 +28,9 @@ impl StatusBoard {
 
     /// The engine's latest status for a registration, if the engine holds it.
     pub fn get(&self, id: Uuid) -> Option<RegistrationStatus> {
-        self.read().get(&id).cloned()
+        self.read()
+            .get(&id)
+            .map(|status| RegistrationStatus::clone(status))
     }
 
     /// `stored` unless the engine holds something fresher.
@@ -39,7 +42,7 @@ impl StatusBoard {
         self.get(id).or(stored)
     }
 
-    pub fn set(&self, id: Uuid, status: RegistrationStatus) {
+    pub fn set(&self, id: Uuid, status: Arc<RegistrationStatus>) {
         self.write().insert(id, status);
     }
 
@@ -58,11 +61,11 @@ impl StatusBoard {
 
     // A writer that panicked mid-insert leaves a whole map behind (HashMap insert/remove do
     // not tear), so a poisoned lock is still safe to use.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, RegistrationStatus>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<RegistrationStatus>>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, RegistrationStatus>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Arc<RegistrationStatus>>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -95,7 +98,7 @@ mod tests {
         let id = Uuid::new_v4();
         let stored = Some(status(RegistrationState::Pending));
         assert_eq!(board.overlay(id, stored.clone()), stored);
-        board.set(id, status(RegistrationState::Registered));
+        board.set(id, Arc::new(status(RegistrationState::Registered)));
         assert_eq!(
             board.overlay(id, stored.clone()).map(|s| s.state),
             Some(RegistrationState::Registered)

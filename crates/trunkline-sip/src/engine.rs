@@ -171,7 +171,9 @@ struct Slot {
     cseq: u32,
     /// Moved into an exchange while one is in flight.
     digest: Option<DigestSession>,
-    status: RegistrationStatus,
+    /// Shared with the live board until the next change (`Arc::make_mut` copies on write), so
+    /// the engine and the board hold one copy at rest.
+    status: Arc<RegistrationStatus>,
     /// The binding the registrar holds for us (what to remove on unregister).
     bound: Option<Bound>,
     timer: Option<delay_queue::Key>,
@@ -411,7 +413,7 @@ impl Core {
             from_tag: Uuid::new_v4().simple().to_string()[..12].into(),
             cseq: 0,
             digest: Some(DigestSession::new()),
-            status: pending_status(),
+            status: Arc::new(pending_status()),
             bound: None,
             timer: None,
             proxy_auth: false,
@@ -524,7 +526,7 @@ impl Core {
             }
         }
         // The failure count belongs to the old values.
-        slot.status.consecutive_failures = 0;
+        Arc::make_mut(&mut slot.status).consecutive_failures = 0;
         if slot.in_flight {
             slot.after_flight = AfterFlight::Refresh;
             return;
@@ -659,8 +661,9 @@ impl Core {
         if !live && !unregister {
             // Transient (one round trip): shown live, left to the outcome or the next sweep
             // for the table, which saves a row write per registration in a start-up wave.
-            slot.status.state = RegistrationState::Registering;
-            slot.status.updated_at = Timestamp::now();
+            let status = Arc::make_mut(&mut slot.status);
+            status.state = RegistrationState::Registering;
+            status.updated_at = Timestamp::now();
             slot.unsaved = true;
             self.status.put_live(id, slot.status.clone());
         }
@@ -713,10 +716,11 @@ impl Core {
         let now_ts = Timestamp::now();
         let now = Instant::now();
         let mut rng = rand::thread_rng();
-        slot.status.last_attempt_at = Some(now_ts);
-        slot.status.transport = Some(result.transport);
-        slot.status.remote = result.remote.map(|r| r.to_string());
-        slot.status.updated_at = now_ts;
+        let status = Arc::make_mut(&mut slot.status);
+        status.last_attempt_at = Some(now_ts);
+        status.transport = Some(result.transport);
+        status.remote = result.remote.map(|r| r.to_string());
+        status.updated_at = now_ts;
         let next = match result.outcome {
             Outcome::Registered {
                 granted,
@@ -744,19 +748,19 @@ impl Core {
                     made_with,
                 });
                 let delay = policy::refresh_delay(granted, &mut rng);
-                slot.status.state = RegistrationState::Registered;
-                slot.status.last_code = Some(code);
-                slot.status.last_phrase = Some(phrase);
-                slot.status.failed_by = None;
-                slot.status.expires_at = Some(granted_at);
-                slot.status.consecutive_failures = 0;
+                status.state = RegistrationState::Registered;
+                status.last_code = Some(code);
+                status.last_phrase = Some(phrase);
+                status.failed_by = None;
+                status.expires_at = Some(granted_at);
+                status.consecutive_failures = 0;
                 Some(delay)
             }
             Outcome::Unregistered { code, phrase } => {
                 slot.bound = None;
-                slot.status.last_code = Some(code);
-                slot.status.last_phrase = Some(phrase);
-                slot.status.expires_at = None;
+                status.last_code = Some(code);
+                status.last_phrase = Some(phrase);
+                status.expires_at = None;
                 None
             }
             Outcome::Failed {
@@ -766,21 +770,20 @@ impl Core {
                 failed_by,
                 retry_after,
             } => {
-                slot.status.state = state;
-                slot.status.last_code = code;
-                slot.status.last_phrase = phrase;
-                slot.status.failed_by = Some(failed_by);
-                slot.status.consecutive_failures =
-                    slot.status.consecutive_failures.saturating_add(1);
+                status.state = state;
+                status.last_code = code;
+                status.last_phrase = phrase;
+                status.failed_by = Some(failed_by);
+                status.consecutive_failures = status.consecutive_failures.saturating_add(1);
                 if slot.bound.as_ref().is_some_and(|b| b.expires_at <= now) {
                     slot.bound = None;
-                    slot.status.expires_at = None;
+                    status.expires_at = None;
                 }
                 let delay = if state == RegistrationState::FailedAuth {
                     failed_auth_retry
                 } else {
                     let backoff = policy::backoff(
-                        slot.status.consecutive_failures,
+                        status.consecutive_failures,
                         backoff_base,
                         backoff_cap,
                         &mut rng,
@@ -817,7 +820,7 @@ impl Core {
         if let Some(delay) = next {
             let at = on_grid(self.started, now + delay);
             let delay = at - now;
-            slot.status.next_attempt_at = Some(Timestamp::from_micros(
+            Arc::make_mut(&mut slot.status).next_attempt_at = Some(Timestamp::from_micros(
                 now_ts.micros() + delay.as_micros() as i64,
             ));
             if routine {
@@ -858,13 +861,14 @@ impl Core {
             return;
         };
         tracing::warn!(%id, %problem, "registration cannot be addressed");
-        slot.status.state = state;
-        slot.status.failed_by = Some(FailedBy::Local);
-        slot.status.last_code = None;
-        slot.status.last_phrase = Some(problem);
-        slot.status.consecutive_failures = slot.status.consecutive_failures.saturating_add(1);
+        let status = Arc::make_mut(&mut slot.status);
+        status.state = state;
+        status.failed_by = Some(FailedBy::Local);
+        status.last_code = None;
+        status.last_phrase = Some(problem);
+        status.consecutive_failures = status.consecutive_failures.saturating_add(1);
         let delay = policy::backoff(
-            slot.status.consecutive_failures,
+            status.consecutive_failures,
             settings.backoff_base,
             settings.backoff_cap,
             &mut rand::thread_rng(),
@@ -873,9 +877,9 @@ impl Core {
         let at = on_grid(self.started, now + delay);
         let delay = at - now;
         let now_ts = Timestamp::now();
-        slot.status.updated_at = now_ts;
-        slot.status.last_attempt_at = Some(now_ts);
-        slot.status.next_attempt_at = Some(Timestamp::from_micros(
+        status.updated_at = now_ts;
+        status.last_attempt_at = Some(now_ts);
+        status.next_attempt_at = Some(Timestamp::from_micros(
             now_ts.micros() + delay.as_micros() as i64,
         ));
         let tenant = slot.registration.tenant.clone();

@@ -21,7 +21,7 @@ use uuid::Uuid;
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 enum Message {
-    Put(AccountId, Uuid, RegistrationStatus),
+    Put(AccountId, Uuid, Arc<RegistrationStatus>),
     Attempts(Vec<RegistrationAttempt>),
     Close(tokio::sync::oneshot::Sender<()>),
 }
@@ -39,14 +39,14 @@ impl StatusWriter {
     }
 
     /// A status change that matters after a restart: to the live board and the table.
-    pub fn put(&self, tenant: &AccountId, id: Uuid, status: RegistrationStatus) {
+    pub fn put(&self, tenant: &AccountId, id: Uuid, status: Arc<RegistrationStatus>) {
         self.board.set(id, status.clone());
         let _ = self.sender.send(Message::Put(tenant.clone(), id, status));
     }
 
     /// A change that need not reach the table at once (a routine refresh's timestamps, the
     /// transient `registering`): to the live board alone; the engine's sweep saves it.
-    pub fn put_live(&self, id: Uuid, status: RegistrationStatus) {
+    pub fn put_live(&self, id: Uuid, status: Arc<RegistrationStatus>) {
         self.board.set(id, status);
     }
 
@@ -74,7 +74,7 @@ impl StatusWriter {
 
 #[derive(Default)]
 struct Pending {
-    statuses: HashMap<Uuid, (AccountId, RegistrationStatus)>,
+    statuses: HashMap<Uuid, (AccountId, Arc<RegistrationStatus>)>,
     attempts: Vec<RegistrationAttempt>,
 }
 
@@ -129,7 +129,7 @@ async fn flush(store: &Arc<dyn Store>, pending: &mut Pending) {
     let statuses: Vec<_> = pending
         .statuses
         .drain()
-        .map(|(id, (tenant, status))| (tenant, id, status))
+        .map(|(id, (tenant, status))| (tenant, id, RegistrationStatus::clone(&status)))
         .collect();
     let attempts = std::mem::take(&mut pending.attempts);
     if let Err(err) = store
