@@ -185,7 +185,7 @@ struct Slot {
     /// The status changed on the live board only (routine refreshes) since it last went to
     /// the table.
     unsaved: bool,
-    /// What the last exchange looked like on the wire ([`exchange_signature`]).
+    /// How the last exchange ended on the wire ([`exchange_signature`]).
     last_exchange: u64,
 }
 
@@ -933,11 +933,11 @@ impl Core {
     }
 }
 
-/// A refresh that changed nothing but timestamps: while registered, an exchange that went
-/// exactly like the one before it (same responses, transport, registrar address and request
-/// line: one `200`, or `401` then `200` with a registrar that challenges every time) and
-/// registered again. It goes to the live board only, not at once to the status table, and not
-/// to the history (see [`StatusBoard`]).
+/// A refresh that changed nothing but timestamps: while registered, an exchange that ended
+/// exactly like the one before it (the final REGISTER's request line, transport, registrar
+/// address, response code and phrase), whether or not it had to answer a challenge first, so
+/// registrars that challenge every refresh are covered too. It goes to the live board only,
+/// not at once to the status table, and not to the history (see [`StatusBoard`]).
 fn is_routine_refresh(
     before: &RegistrationStatus,
     last_exchange: u64,
@@ -950,19 +950,18 @@ fn is_routine_refresh(
         && last_exchange == signature
 }
 
-/// A digest of what an exchange looked like on the wire: each REGISTER's request line,
+/// A digest of how an exchange ended on the wire: its final REGISTER's request line,
 /// transport, remote address, response code and phrase (not times or durations).
 fn exchange_signature(result: &ExchangeResult) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for attempt in &result.attempts {
-        attempt.request_line.hash(&mut hasher);
-        attempt.transport.hash(&mut hasher);
-        attempt.remote.hash(&mut hasher);
-        attempt.code.hash(&mut hasher);
-        attempt.phrase.hash(&mut hasher);
+    if let Some(last) = result.attempts.last() {
+        last.request_line.hash(&mut hasher);
+        last.transport.hash(&mut hasher);
+        last.remote.hash(&mut hasher);
+        last.code.hash(&mut hasher);
+        last.phrase.hash(&mut hasher);
     }
-    result.attempts.len().hash(&mut hasher);
     hasher.finish()
 }
 
