@@ -79,16 +79,7 @@ mod tests {
     fn status(state: RegistrationState) -> RegistrationStatus {
         RegistrationStatus {
             state,
-            last_code: None,
-            last_phrase: None,
-            failed_by: None,
-            last_attempt_at: None,
-            expires_at: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            transport: None,
-            remote: None,
-            updated_at: Timestamp::from_micros(1),
+            ..RegistrationStatus::pending(Timestamp::from_micros(1))
         }
     }
 

@@ -301,6 +301,23 @@ pub enum CoarseState {
 }
 
 impl RegistrationStatus {
+    /// Nothing attempted yet: `pending` as of `at`.
+    pub fn pending(at: Timestamp) -> Self {
+        Self {
+            state: RegistrationState::Pending,
+            last_code: None,
+            last_phrase: None,
+            failed_by: None,
+            last_attempt_at: None,
+            expires_at: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            transport: None,
+            remote: None,
+            updated_at: at,
+        }
+    }
+
     /// True while a binding is live, including while it is being refreshed.
     pub fn has_live_binding(&self, now: Timestamp) -> bool {
         match self.state {
@@ -356,14 +373,8 @@ mod tests {
             state,
             last_code: Some(401),
             last_phrase: Some("Unauthorized".into()),
-            failed_by: None,
-            last_attempt_at: None,
             expires_at: expires_at.map(Timestamp::from_micros),
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            transport: None,
-            remote: None,
-            updated_at: Timestamp::from_micros(0),
+            ..RegistrationStatus::pending(Timestamp::from_micros(0))
         }
     }
 

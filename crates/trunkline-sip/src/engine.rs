@@ -413,7 +413,7 @@ impl Core {
             from_tag: Uuid::new_v4().simple().to_string()[..12].into(),
             cseq: 0,
             digest: Some(DigestSession::new()),
-            status: Arc::new(pending_status()),
+            status: Arc::new(RegistrationStatus::pending(Timestamp::now())),
             bound: None,
             timer: None,
             proxy_auth: false,
@@ -982,22 +982,6 @@ fn same_binding(a: &Addressing, b: &Addressing) -> bool {
         && a.transport == b.transport
         && a.next_hop_host == b.next_hop_host
         && a.next_hop_port == b.next_hop_port
-}
-
-fn pending_status() -> RegistrationStatus {
-    RegistrationStatus {
-        state: RegistrationState::Pending,
-        last_code: None,
-        last_phrase: None,
-        failed_by: None,
-        last_attempt_at: None,
-        expires_at: None,
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        transport: None,
-        remote: None,
-        updated_at: Timestamp::now(),
-    }
 }
 
 #[cfg(test)]
