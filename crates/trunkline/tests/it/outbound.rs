@@ -252,14 +252,17 @@ fn wrong_password_fails_auth_after_one_round_and_does_not_retry() {
     wait_for_status(&server, &tenant, &id, registered);
 }
 
-/// RFC 3339 → Unix seconds.
-fn chrono_secs(value: &Value) -> i64 {
+/// An RFC 3339 time from a response.
+fn time_of(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
     let text = value
         .as_str()
         .unwrap_or_else(|| panic!("not a time: {value}"));
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .timestamp()
+    chrono::DateTime::parse_from_rfc3339(text).unwrap()
+}
+
+/// RFC 3339 → Unix seconds.
+fn chrono_secs(value: &Value) -> i64 {
+    time_of(value).timestamp()
 }
 
 #[test]
@@ -838,10 +841,7 @@ fn trunk_changes_reach_its_numbers_and_registration_false_unregisters() {
 
 /// `expiresAt` as microseconds since the epoch.
 fn expires_micros(body: &Value) -> i64 {
-    let text = body["expiresAt"].as_str().expect("expiresAt");
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .timestamp_micros()
+    time_of(&body["expiresAt"]).timestamp_micros()
 }
 
 #[test]
