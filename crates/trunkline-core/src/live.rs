@@ -9,16 +9,40 @@
 //! and the table's row otherwise (engine disabled, or not started).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use uuid::Uuid;
 
 use crate::model::RegistrationStatus;
 
+/// One registration's live status. The engine changes it in place (a refresh allocates
+/// nothing: no copy of the status and its strings per REGISTER, which also kept long-lived
+/// objects from scattering over the allocator's pages); readers take a copy.
+#[derive(Debug)]
+pub struct LiveStatus(Mutex<RegistrationStatus>);
+
+impl LiveStatus {
+    pub fn new(status: RegistrationStatus) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(status)))
+    }
+
+    /// For the engine: the status to read or change in place. Hold it briefly (readers wait).
+    // A writer that panicked mid-change leaves plain values behind, never a torn string, so a
+    // poisoned lock is still safe to use.
+    pub fn lock(&self) -> MutexGuard<'_, RegistrationStatus> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy, as of now.
+    pub fn snapshot(&self) -> RegistrationStatus {
+        self.lock().clone()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct StatusBoard {
-    /// Shared with the engine's own state until its next change (no second copy at rest).
-    entries: RwLock<HashMap<Uuid, Arc<RegistrationStatus>>>,
+    /// Shared with the engine's own state (one copy at rest).
+    entries: RwLock<HashMap<Uuid, Arc<LiveStatus>>>,
 }
 
 impl StatusBoard {
@@ -28,9 +52,7 @@ impl StatusBoard {
 
     /// The engine's latest status for a registration, if the engine holds it.
     pub fn get(&self, id: Uuid) -> Option<RegistrationStatus> {
-        self.read()
-            .get(&id)
-            .map(|status| RegistrationStatus::clone(status))
+        self.read().get(&id).map(|status| status.snapshot())
     }
 
     /// `stored` unless the engine holds something fresher.
@@ -42,7 +64,8 @@ impl StatusBoard {
         self.get(id).or(stored)
     }
 
-    pub fn set(&self, id: Uuid, status: Arc<RegistrationStatus>) {
+    /// The engine holds this registration from now on; its later changes show through.
+    pub fn track(&self, id: Uuid, status: Arc<LiveStatus>) {
         self.write().insert(id, status);
     }
 
@@ -51,13 +74,13 @@ impl StatusBoard {
         self.write().remove(&id);
     }
 
-    // A writer that panicked mid-insert leaves a whole map behind (HashMap insert/remove do
-    // not tear), so a poisoned lock is still safe to use.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<RegistrationStatus>>> {
+    // As for `LiveStatus::lock`: HashMap insert/remove do not tear, so a poisoned lock is
+    // still safe to use.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<LiveStatus>>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Arc<RegistrationStatus>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Arc<LiveStatus>>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -81,10 +104,17 @@ mod tests {
         let id = Uuid::new_v4();
         let stored = Some(status(RegistrationState::Pending));
         assert_eq!(board.overlay(id, stored.clone()), stored);
-        board.set(id, Arc::new(status(RegistrationState::Registered)));
+        let live = LiveStatus::new(status(RegistrationState::Registering));
+        board.track(id, live.clone());
         assert_eq!(
             board.overlay(id, stored.clone()).map(|s| s.state),
-            Some(RegistrationState::Registered)
+            Some(RegistrationState::Registering)
+        );
+        live.lock().state = RegistrationState::Registered;
+        assert_eq!(
+            board.overlay(id, stored.clone()).map(|s| s.state),
+            Some(RegistrationState::Registered),
+            "changes in place show through"
         );
         board.remove(id);
         assert_eq!(board.overlay(id, stored.clone()), stored);

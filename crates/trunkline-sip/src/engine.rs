@@ -1,11 +1,12 @@
 //! The outbound registration engine.
 //!
 //! One task owns every registration's state ([`Slot`]) and one timer queue; it starts an
-//! exchange ([`exchange::run`]) when a registration is due, and applies the outcome when the
-//! exchange reports back. Exchanges are short-lived tasks (one per REGISTER in flight), never
-//! one per registration. Changes reach the engine as [`ChangeEvent`]s from the services; the
-//! store is re-read for the registration concerned. Every status change goes to the live
-//! [`StatusBoard`] the services read; outcomes also go to the store through a batching writer
+//! exchange ([`Exchange::run`]) when a registration is due, and applies the outcome when the
+//! exchange completes. Exchanges are futures the engine task polls itself (one per REGISTER
+//! in flight), never a task per registration. Changes reach the engine as [`ChangeEvent`]s
+//! from the services; the store is re-read for the registration concerned. Every status
+//! change is made in place on the registration's [`LiveStatus`], which the services read
+//! through the [`StatusBoard`]; outcomes also go to the store through a batching writer
 //! ([`status::StatusWriter`]), routine refreshes through a sweep (see [`is_routine_refresh`]).
 //!
 //! Rules (see the issue and RFC 3261 §10.2): stable Call-ID and increasing CSeq per
@@ -19,15 +20,19 @@ mod exchange;
 mod status;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind};
-use trunkline_core::live::StatusBoard;
+use trunkline_core::live::{LiveStatus, StatusBoard};
 use trunkline_core::model::{
     FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
 };
@@ -82,6 +87,7 @@ impl Engine {
         let (finished_tx, finished) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_park(|| std::thread::sleep(PARK_COALESCE))
             .build()
             .map_err(TransportError::Thread)?;
         std::thread::Builder::new()
@@ -139,7 +145,6 @@ async fn run_engine(
         sip.shutdown();
         return;
     }
-    let (results_tx, results) = mpsc::unbounded_channel();
     let (loads_tx, loads) = mpsc::unbounded_channel();
     let core = Core {
         settings,
@@ -147,7 +152,7 @@ async fn run_engine(
         sip: sip.clone(),
         slots: HashMap::new(),
         queue: DelayQueue::new(),
-        results_tx,
+        exchanges: FuturesUnordered::new(),
         loads_tx,
         status: StatusWriter::start(store, board),
         reloading: HashMap::new(),
@@ -156,7 +161,7 @@ async fn run_engine(
         started: Instant::now(),
         metrics: ExchangeMetrics::new(),
     };
-    core.run(events, results, loads, closed, stopped).await;
+    core.run(events, loads, closed, stopped).await;
     sip.shutdown();
 }
 
@@ -171,9 +176,10 @@ struct Slot {
     cseq: u32,
     /// Moved into an exchange while one is in flight.
     digest: Option<DigestSession>,
-    /// Shared with the live board until the next change (`Arc::make_mut` copies on write), so
-    /// the engine and the board hold one copy at rest.
-    status: Arc<RegistrationStatus>,
+    /// Shared with the live board, changed in place.
+    status: Arc<LiveStatus>,
+    /// The Contact this registration's exchanges build, kept between them.
+    own_contact: Option<(Transport, Arc<str>)>,
     /// The binding the registrar holds for us (what to remove on unregister).
     bound: Option<Bound>,
     timer: Option<delay_queue::Key>,
@@ -192,7 +198,7 @@ struct Slot {
 #[derive(Clone)]
 struct Bound {
     addressing: Arc<Addressing>,
-    contact: String,
+    contact: Arc<str>,
     expires_at: Instant,
     /// Where and how the binding was made (the connection to watch over TCP/TLS).
     remote: Option<SocketAddr>,
@@ -200,6 +206,12 @@ struct Bound {
     /// The values the binding was made with: an unregister must authenticate as they did.
     made_with: Arc<OutboundRegistration>,
 }
+
+/// How long the SIP thread waits, each time it runs out of work, before it sleeps until the
+/// next datagram or timer: what arrives meanwhile (a registrar's answers to a burst of
+/// refreshes come a fraction of a millisecond apart) is then handled in one wake-up instead of
+/// one each. Interrupt moderation, as network cards do it; at most this much latency.
+const PARK_COALESCE: Duration = Duration::from_millis(5);
 
 /// How often the per-state gauges are refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
@@ -212,7 +224,8 @@ const TIMER_GRID: Duration = Duration::from_millis(100);
 /// to the status table.
 const SAVE_LIVE_INTERVAL: Duration = Duration::from_secs(5);
 /// Slices swept in turn: each registration is saved within a minute, and a sweep stays small
-/// (no burst of 10,000 rows and their buffers).
+/// (no burst of 10,000 rows and their buffers). A slice is a contiguous range of ids, which
+/// the status table keeps together on disk ([`save_slice`]).
 const SAVE_LIVE_SLICES: u128 = 12;
 
 /// How often idle TCP/TLS connections to registrars get a CRLF keepalive (RFC 5626 §4.4.1;
@@ -250,7 +263,8 @@ struct Core {
     sip: Arc<SipEndpoint>,
     slots: HashMap<Uuid, Slot>,
     queue: DelayQueue<Uuid>,
-    results_tx: mpsc::UnboundedSender<ExchangeResult>,
+    /// The exchanges in flight, polled by the engine task itself.
+    exchanges: FuturesUnordered<Pin<Box<dyn Future<Output = ExchangeResult>>>>,
     loads_tx: mpsc::UnboundedSender<Load>,
     /// The latest reload ticket per registration with a reload under way.
     reloading: HashMap<Uuid, u64>,
@@ -290,7 +304,6 @@ impl Core {
     async fn run(
         mut self,
         mut events: broadcast::Receiver<ChangeEvent>,
-        mut results: mpsc::UnboundedReceiver<ExchangeResult>,
         mut loads: mpsc::UnboundedReceiver<Load>,
         mut closed: mpsc::UnboundedReceiver<SocketAddr>,
         mut stopped: oneshot::Receiver<()>,
@@ -319,7 +332,7 @@ impl Core {
                     }
                     self.start_exchange(id, false);
                 }
-                Some(result) = results.recv() => self.finish_exchange(result),
+                Some(result) = self.exchanges.next(), if !self.exchanges.is_empty() => self.finish_exchange(result),
                 Some(load) = loads.recv() => self.on_load(load),
                 event = events.recv() => match event {
                     Ok(event) => self.on_change(event),
@@ -332,7 +345,7 @@ impl Core {
                 _ = &mut stopped => break,
             }
         }
-        self.shutdown(results).await;
+        self.shutdown().await;
     }
 
     /// Loads every registration (start, or after missed events).
@@ -413,7 +426,8 @@ impl Core {
             from_tag: Uuid::new_v4().simple().to_string()[..12].into(),
             cseq: 0,
             digest: Some(DigestSession::new()),
-            status: Arc::new(RegistrationStatus::pending(Timestamp::now())),
+            status: LiveStatus::new(RegistrationStatus::pending(Timestamp::now())),
+            own_contact: None,
             bound: None,
             timer: None,
             proxy_auth: false,
@@ -423,6 +437,7 @@ impl Core {
             last_exchange: 0,
             registration: Arc::new(registration),
         };
+        self.status.track(id, slot.status.clone());
         self.slots.insert(id, slot);
         let at = self.ramp_slot();
         self.schedule_at(id, at);
@@ -520,13 +535,14 @@ impl Core {
             || slot.registration.aor_user != registration.aor_user;
         slot.registration = Arc::new(registration);
         slot.addressing = addressing.map(Arc::new);
+        slot.own_contact = None;
         if credentials_changed {
             if let Some(digest) = slot.digest.as_mut() {
                 digest.forget();
             }
         }
         // The failure count belongs to the old values.
-        Arc::make_mut(&mut slot.status).consecutive_failures = 0;
+        slot.status.lock().consecutive_failures = 0;
         if slot.in_flight {
             slot.after_flight = AfterFlight::Refresh;
             return;
@@ -582,7 +598,7 @@ impl Core {
     fn housekeeping(&self) {
         let mut counts: HashMap<RegistrationState, u64> = HashMap::new();
         for slot in self.slots.values() {
-            *counts.entry(slot.status.state).or_default() += 1;
+            *counts.entry(slot.status.lock().state).or_default() += 1;
         }
         for state in RegistrationState::ALL {
             metrics::gauge!("trunkline_registrations", "state" => state.as_str())
@@ -661,20 +677,19 @@ impl Core {
         if !live && !unregister {
             // Transient (one round trip): shown live, left to the outcome or the next sweep
             // for the table, which saves a row write per registration in a start-up wave.
-            let status = Arc::make_mut(&mut slot.status);
+            let mut status = slot.status.lock();
             status.state = RegistrationState::Registering;
             status.updated_at = Timestamp::now();
             slot.unsaved = true;
-            self.status.put_live(id, slot.status.clone());
         }
         slot.in_flight = true;
         let exchange = Exchange {
             id,
-            tenant: slot.registration.tenant.clone(),
-            attempts: Vec::new(),
+            rounds: Vec::new(),
             sip: self.sip.clone(),
             addressing,
             contact: contact_override,
+            own_contact: slot.own_contact.clone(),
             values,
             call_id: slot.call_id.clone(),
             from_tag: slot.from_tag.clone(),
@@ -683,11 +698,7 @@ impl Core {
             expires: if unregister { 0 } else { requested_expires },
             proxy_auth: slot.proxy_auth,
         };
-        let results = self.results_tx.clone();
-        tokio::spawn(async move {
-            let result = exchange.run().await;
-            let _ = results.send(result);
-        });
+        self.exchanges.push(Box::pin(exchange.run()));
     }
 
     fn finish_exchange(&mut self, result: ExchangeResult) {
@@ -700,26 +711,36 @@ impl Core {
         self.metrics.response(result.last_code()).increment(1);
         self.metrics.duration.record(result.elapsed.as_secs_f64());
         let Some(slot) = self.slots.get_mut(&id) else {
-            self.status.record(result.attempts);
+            // Forgotten while in flight: its history went with it.
             return;
         };
-        let signature = exchange_signature(&result);
-        let routine = is_routine_refresh(&slot.status, slot.last_exchange, signature, &result);
+        let signature = result.signature();
+        let routine = is_routine_refresh(
+            slot.status.lock().state,
+            slot.last_exchange,
+            signature,
+            &result,
+        );
         slot.last_exchange = signature;
         if !routine {
-            self.status.record(result.attempts);
+            self.status
+                .record(result.attempts(&slot.registration.tenant));
         }
         slot.in_flight = false;
         slot.cseq = result.cseq;
         slot.proxy_auth = result.proxy_auth;
         slot.digest = Some(result.digest);
+        slot.own_contact = result.own_contact;
         let now_ts = Timestamp::now();
         let now = Instant::now();
         let mut rng = rand::thread_rng();
-        let status = Arc::make_mut(&mut slot.status);
+        let mut status = slot.status.lock();
         status.last_attempt_at = Some(now_ts);
         status.transport = Some(result.transport);
-        status.remote = result.remote.map(|r| r.to_string());
+        // Set only when they change: a refresh allocates nothing that outlives it.
+        if status.remote.as_deref().and_then(|r| r.parse().ok()) != result.remote {
+            status.remote = result.remote.map(|r| r.to_string());
+        }
         status.updated_at = now_ts;
         let next = match result.outcome {
             Outcome::Registered {
@@ -750,7 +771,7 @@ impl Core {
                 let delay = policy::refresh_delay(granted, &mut rng);
                 status.state = RegistrationState::Registered;
                 status.last_code = Some(code);
-                status.last_phrase = Some(phrase);
+                set_phrase(&mut status.last_phrase, Some(phrase));
                 status.failed_by = None;
                 status.expires_at = Some(granted_at);
                 status.consecutive_failures = 0;
@@ -759,7 +780,7 @@ impl Core {
             Outcome::Unregistered { code, phrase } => {
                 slot.bound = None;
                 status.last_code = Some(code);
-                status.last_phrase = Some(phrase);
+                set_phrase(&mut status.last_phrase, Some(phrase));
                 status.expires_at = None;
                 None
             }
@@ -772,7 +793,7 @@ impl Core {
             } => {
                 status.state = state;
                 status.last_code = code;
-                status.last_phrase = phrase;
+                set_phrase(&mut status.last_phrase, phrase);
                 status.failed_by = Some(failed_by);
                 status.consecutive_failures = status.consecutive_failures.saturating_add(1);
                 if slot.bound.as_ref().is_some_and(|b| b.expires_at <= now) {
@@ -793,6 +814,7 @@ impl Core {
                 Some(delay)
             }
         };
+        drop(status);
 
         match std::mem::replace(&mut slot.after_flight, AfterFlight::Nothing) {
             AfterFlight::Remove => {
@@ -805,8 +827,8 @@ impl Core {
                 return;
             }
             AfterFlight::Refresh => {
-                let tenant = slot.registration.tenant.clone();
-                self.status.put(&tenant, id, slot.status.clone());
+                self.status
+                    .save(&slot.registration.tenant, id, &slot.status);
                 self.register_changed(id);
                 return;
             }
@@ -820,16 +842,14 @@ impl Core {
         if let Some(delay) = next {
             let at = on_grid(self.started, now + delay);
             let delay = at - now;
-            Arc::make_mut(&mut slot.status).next_attempt_at = Some(Timestamp::from_micros(
+            slot.status.lock().next_attempt_at = Some(Timestamp::from_micros(
                 now_ts.micros() + delay.as_micros() as i64,
             ));
-            if routine {
-                slot.unsaved = true;
-                self.status.put_live(id, slot.status.clone());
-            } else {
-                slot.unsaved = false;
-                let tenant = slot.registration.tenant.clone();
-                self.status.put(&tenant, id, slot.status.clone());
+            // A routine refresh is live already; the sweep takes it to the table.
+            slot.unsaved = routine;
+            if !routine {
+                self.status
+                    .save(&slot.registration.tenant, id, &slot.status);
             }
             self.schedule_at(id, at);
         }
@@ -840,10 +860,10 @@ impl Core {
     /// small table) instead of a row per refresh.
     fn save_live_changes(&mut self, slice: Option<u128>) {
         for (id, slot) in &mut self.slots {
-            let in_slice = slice.is_none_or(|slice| id.as_u128() % SAVE_LIVE_SLICES == slice);
+            let in_slice = slice.is_none_or(|slice| save_slice(*id) == slice);
             if in_slice && std::mem::take(&mut slot.unsaved) {
                 self.status
-                    .put(&slot.registration.tenant, *id, slot.status.clone());
+                    .save(&slot.registration.tenant, *id, &slot.status);
             }
         }
     }
@@ -861,7 +881,7 @@ impl Core {
             return;
         };
         tracing::warn!(%id, %problem, "registration cannot be addressed");
-        let status = Arc::make_mut(&mut slot.status);
+        let mut status = slot.status.lock();
         status.state = state;
         status.failed_by = Some(FailedBy::Local);
         status.last_code = None;
@@ -882,13 +902,15 @@ impl Core {
         status.next_attempt_at = Some(Timestamp::from_micros(
             now_ts.micros() + delay.as_micros() as i64,
         ));
-        let tenant = slot.registration.tenant.clone();
-        self.status.put(&tenant, id, slot.status.clone());
+        drop(status);
+        slot.unsaved = false;
+        self.status
+            .save(&slot.registration.tenant, id, &slot.status);
         self.schedule_at(id, at);
     }
 
     /// Graceful stop: unregister every live binding within the deadline, flush status.
-    async fn shutdown(mut self, mut results: mpsc::UnboundedReceiver<ExchangeResult>) {
+    async fn shutdown(mut self) {
         if self.settings.unregister_on_shutdown {
             let now = Instant::now();
             let live: Vec<Uuid> = self
@@ -913,7 +935,7 @@ impl Core {
             tokio::pin!(deadline);
             while waiting > 0 {
                 tokio::select! {
-                    Some(result) = results.recv() => {
+                    Some(result) = self.exchanges.next(), if !self.exchanges.is_empty() => {
                         if result.was_unregister {
                             waiting -= 1;
                         }
@@ -934,35 +956,35 @@ impl Core {
 }
 
 /// A refresh that changed nothing but timestamps: while registered, an exchange that ended
-/// exactly like the one before it (the final REGISTER's request line, transport, registrar
-/// address, response code and phrase), whether or not it had to answer a challenge first, so
-/// registrars that challenge every refresh are covered too. It goes to the live board only,
-/// not at once to the status table, and not to the history (see [`StatusBoard`]).
+/// exactly like the one before it ([`ExchangeResult::signature`]: the final REGISTER's request
+/// line, transport, registrar address, response code and phrase), whether or not it had to
+/// answer a challenge first, so registrars that challenge every refresh are covered too. It
+/// goes to the live board only, not at once to the status table, and not to the history (see
+/// [`StatusBoard`]).
 fn is_routine_refresh(
-    before: &RegistrationStatus,
+    before: RegistrationState,
     last_exchange: u64,
     signature: u64,
     result: &ExchangeResult,
 ) -> bool {
     matches!(result.outcome, Outcome::Registered { .. })
-        && before.state == RegistrationState::Registered
+        && before == RegistrationState::Registered
         && !result.was_unregister
         && last_exchange == signature
 }
 
-/// A digest of how an exchange ended on the wire: its final REGISTER's request line,
-/// transport, remote address, response code and phrase (not times or durations).
-fn exchange_signature(result: &ExchangeResult) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    if let Some(last) = result.attempts.last() {
-        last.request_line.hash(&mut hasher);
-        last.transport.hash(&mut hasher);
-        last.remote.hash(&mut hasher);
-        last.code.hash(&mut hasher);
-        last.phrase.hash(&mut hasher);
+/// The sweep slice of a registration: its id's place among [`SAVE_LIVE_SLICES`] equal ranges
+/// of ids, so a slice is rows that sit together in the status table (clustered on the id,
+/// whose text form sorts like the number).
+fn save_slice(id: Uuid) -> u128 {
+    ((id.as_u128() >> 64) * SAVE_LIVE_SLICES) >> 64
+}
+
+/// Replaces a status phrase only when it differs (the usual refresh keeps the string it has).
+fn set_phrase(current: &mut Option<String>, new: Option<String>) {
+    if *current != new {
+        *current = new;
     }
-    hasher.finish()
 }
 
 /// Rounds a refresh or retry time up to the next [`TIMER_GRID`] step after `origin`, so that
@@ -987,6 +1009,28 @@ fn same_binding(a: &Addressing, b: &Addressing) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_slices_are_contiguous_id_ranges() {
+        let mut ids: Vec<Uuid> = (0..2000).map(|_| Uuid::new_v4()).collect();
+        ids.push(Uuid::nil());
+        ids.push(Uuid::max());
+        ids.sort_by_key(|id| id.hyphenated().to_string());
+        let slices: Vec<u128> = ids.iter().map(|id| save_slice(*id)).collect();
+        assert!(
+            slices.windows(2).all(|w| w[0] <= w[1]),
+            "text order, slice order"
+        );
+        assert_eq!(slices.first(), Some(&0));
+        assert_eq!(slices.last(), Some(&(SAVE_LIVE_SLICES - 1)));
+        for slice in 0..SAVE_LIVE_SLICES {
+            let share = slices.iter().filter(|s| **s == slice).count();
+            assert!(
+                (100..240).contains(&share),
+                "slice {slice}: {share} of 2002"
+            );
+        }
+    }
 
     #[test]
     fn timer_grid_rounds_up_within_one_step() {

@@ -78,11 +78,11 @@ impl Register<'_> {
             body: Vec::new(),
         })
     }
+}
 
-    /// The request line, for the attempt history (never the Authorization).
-    pub fn request_line(&self) -> String {
-        format!("REGISTER {} SIP/2.0", self.request_uri)
-    }
+/// A REGISTER's request line, for the attempt history (never the Authorization).
+pub fn request_line(request_uri: &str) -> String {
+    format!("REGISTER {request_uri} SIP/2.0")
 }
 
 /// What the engine needs from a final response.
@@ -157,7 +157,7 @@ fn leading_number(value: &str) -> Option<u32> {
 /// The `expires` parameter of the contact in `header` (possibly several, comma-separated) whose
 /// URI is `our_contact`. The registrar may return other devices' bindings for the same AOR.
 fn contact_expires_for(header: &str, our_contact: &str) -> Option<u32> {
-    let ours = normalise_uri(our_contact);
+    let ours = our_contact.trim();
     split_contacts(header).find_map(|contact| {
         let (uri, params) = match (contact.find('<'), contact.find('>')) {
             (Some(open), Some(close)) if open < close => {
@@ -165,7 +165,8 @@ fn contact_expires_for(header: &str, our_contact: &str) -> Option<u32> {
             }
             _ => contact.split_once(';').unwrap_or((contact, "")),
         };
-        if normalise_uri(uri) != ours {
+        // Case-insensitive scheme/host/params comparison is enough to recognise our own.
+        if !uri.trim().eq_ignore_ascii_case(ours) {
             return None;
         }
         params.split(';').find_map(|param| {
@@ -196,11 +197,6 @@ fn split_contacts(header: &str) -> impl Iterator<Item = &str> {
     }
     parts.push(header[start..].trim());
     parts.into_iter()
-}
-
-/// Case-insensitive scheme/host/params comparison is enough to recognise our own contact.
-fn normalise_uri(uri: &str) -> String {
-    uri.trim().to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -239,7 +235,10 @@ mod tests {
         assert!(text.contains("CSeq: 7 REGISTER"));
         assert!(text.contains("transport=udp"));
         assert!(text.contains("Authorization: Digest username=\"alice\""));
-        assert_eq!(register.request_line(), "REGISTER sip:example.com SIP/2.0");
+        assert_eq!(
+            request_line(register.request_uri),
+            "REGISTER sip:example.com SIP/2.0"
+        );
         let to_proxy = Register {
             authorization: Some((PROXY_AUTHORIZATION, "Digest username=\"alice\"".into())),
             ..register

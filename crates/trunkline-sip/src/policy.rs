@@ -12,8 +12,9 @@ use trunkline_core::model::RegistrationState;
 const REFRESH_MIN: f64 = 0.50;
 const REFRESH_MAX: f64 = 0.75;
 
-/// Per-attempt deadline for one REGISTER transaction: below Timer F (64·T1 = 32 s), so the
-/// engine decides before the transaction layer gives up on its own.
+/// Per-attempt deadline for one REGISTER transaction, below RFC 3261's Timer F (64·T1 =
+/// 32 s): the endpoint's transactions use it as their Timer F, and a TCP/TLS connect gets
+/// as long.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// When to refresh a binding granted for `granted_secs`.

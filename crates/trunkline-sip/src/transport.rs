@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
+use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption, TransportEventInspector};
 use rsipstack::transport::connection::{TransportEvent, KEEPALIVE_REQUEST};
 use rsipstack::transport::stream::StreamConnection;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
@@ -138,6 +138,11 @@ impl SipEndpoint {
         let endpoint = Arc::new(
             EndpointBuilder::new()
                 .with_transport_layer(layer)
+                .with_option(EndpointOption {
+                    // Timer F (and B): how long a transaction waits for a final response.
+                    t1x64: crate::policy::ATTEMPT_TIMEOUT,
+                    ..EndpointOption::default()
+                })
                 .with_transport_inspector(Box::new(ClosedConnections(closed_tx)))
                 .with_cancel_token(cancel.clone())
                 .with_user_agent(USER_AGENT)

@@ -18,7 +18,10 @@ use crate::config::{Config, Overrides};
 /// mimalloc rather than glibc's allocator: the SIP engine allocates and frees many small
 /// buffers per REGISTER on one thread while SQLite churns its page cache on another; glibc spent
 /// about a quarter of the engine's CPU in its free-list searches and consolidation after a
-/// burst, and kept the burst's peak as RSS (see bench/RESULTS.md).
+/// burst, and kept the burst's peak as RSS (see bench/RESULTS.md). Built without transparent
+/// huge pages (`no_thp`): mimalloc otherwise advises them for its arena, and one live object
+/// then holds a whole 2 MiB page resident (the kernel even fills such regions in while the
+/// process idles), which made RSS per registration grow for minutes after a wave.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

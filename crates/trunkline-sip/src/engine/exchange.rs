@@ -1,5 +1,6 @@
 //! One REGISTER exchange: resolve the next hop, send, answer a digest challenge once, follow a
-//! 423 once, and report what happened. Runs as a short task; owns nothing after it returns.
+//! 423 once, and report what happened. A future the engine polls among its own (no task or
+//! channel per REGISTER); owns nothing after it returns.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,11 +27,13 @@ use crate::transport::{SipEndpoint, USER_AGENT};
 /// Everything an exchange needs, copied out of the engine's slot.
 pub struct Exchange {
     pub id: Uuid,
-    pub tenant: AccountId,
     pub sip: Arc<SipEndpoint>,
     pub addressing: Arc<Addressing>,
     /// The Contact to use (unregistering an existing binding); else built from the endpoint.
-    pub contact: Option<String>,
+    pub contact: Option<Arc<str>>,
+    /// The Contact built for the last exchange and the transport it names, reused while the
+    /// transport stays the same (no string built per refresh).
+    pub own_contact: Option<(Transport, Arc<str>)>,
     /// The registration's values this exchange uses (credentials, AOR user).
     pub values: Arc<OutboundRegistration>,
     pub call_id: Arc<str>,
@@ -41,7 +44,7 @@ pub struct Exchange {
     /// 0 unregisters.
     pub expires: u32,
     /// Every REGISTER transaction of this exchange, for the history.
-    pub attempts: Vec<RegistrationAttempt>,
+    pub rounds: Vec<Round>,
     /// The last challenge came in a 407 (answer with `Proxy-Authorization`).
     pub proxy_auth: bool,
 }
@@ -49,7 +52,7 @@ pub struct Exchange {
 pub enum Outcome {
     Registered {
         granted: u32,
-        contact: String,
+        contact: Arc<str>,
         code: u16,
         phrase: String,
     },
@@ -78,10 +81,58 @@ pub struct ExchangeResult {
     pub elapsed: Duration,
     pub proxy_auth: bool,
     pub values_version: trunkline_core::Timestamp,
-    pub attempts: Vec<RegistrationAttempt>,
+    pub rounds: Vec<Round>,
+    pub own_contact: Option<(Transport, Arc<str>)>,
+}
+
+/// One REGISTER transaction as it went, kept cheap: the history record
+/// ([`RegistrationAttempt`]) is only built for exchanges the history keeps.
+#[derive(Debug)]
+pub struct Round {
+    pub at: Timestamp,
+    pub transport: Transport,
+    pub remote: SocketAddr,
+    /// `None` when nothing came back (timeout, transport error).
+    pub code: Option<u16>,
+    pub phrase: Option<String>,
+    pub duration_us: u64,
 }
 
 impl ExchangeResult {
+    /// The history records of this exchange's REGISTER transactions.
+    pub fn attempts(&self, tenant: &AccountId) -> Vec<RegistrationAttempt> {
+        let request_line = crate::message::request_line(&self.addressing.request_uri);
+        self.rounds
+            .iter()
+            .map(|round| RegistrationAttempt {
+                registration_id: self.id,
+                tenant: tenant.clone(),
+                at: round.at,
+                transport: round.transport,
+                remote: Some(round.remote.to_string()),
+                request_line: request_line.clone(),
+                code: round.code,
+                phrase: round.phrase.clone(),
+                duration_us: round.duration_us,
+            })
+            .collect()
+    }
+
+    /// A digest of how the exchange ended on the wire: its final REGISTER's request line,
+    /// transport, remote address, response code and phrase (not times or durations).
+    pub fn signature(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        if let Some(last) = self.rounds.last() {
+            self.addressing.request_uri.hash(&mut hasher);
+            last.transport.hash(&mut hasher);
+            last.remote.hash(&mut hasher);
+            last.code.hash(&mut hasher);
+            last.phrase.hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
     /// The final response code for the responses metric (`None`: nothing came back).
     pub fn last_code(&self) -> Option<u16> {
         match &self.outcome {
@@ -155,7 +206,8 @@ impl Exchange {
             elapsed: started.elapsed(),
             proxy_auth: self.proxy_auth,
             values_version: self.values.version,
-            attempts: self.attempts,
+            rounds: self.rounds,
+            own_contact: self.own_contact,
         }
     }
 
@@ -175,39 +227,18 @@ impl Exchange {
             r#type: Some(to_rsip(transport)),
             addr,
         };
-        let endpoint = self.sip.inner();
-        let connection = match tokio::time::timeout(
-            ATTEMPT_TIMEOUT,
-            endpoint.transport_layer.lookup(&target, None),
-        )
-        .await
-        {
-            Ok(Ok((connection, _))) => connection,
-            Ok(Err(err)) => {
-                return local_failure(
-                    RegistrationState::FailedTransport,
-                    format!("cannot reach {remote}: {err}"),
-                )
-            }
-            Err(_) => {
-                return local_failure(
-                    RegistrationState::FailedTimeout,
-                    format!("connecting to {remote} timed out"),
-                )
-            }
+        let connection = match self.connect(&target, transport, remote).await {
+            Ok(connection) => connection,
+            Err(outcome) => return outcome,
         };
         let via_sent_by = self
             .sip
             .public_addr()
             .unwrap_or_else(|| connection.get_addr().addr.to_string());
-        let contact = self.contact.clone().unwrap_or_else(|| {
-            format!(
-                "sip:{}@{};transport={}",
-                self.values.aor_user,
-                self.sip.contact_hostport(transport),
-                transport.as_str()
-            )
-        });
+        let contact = match &self.contact {
+            Some(contact) => contact.clone(),
+            None => self.own_contact(transport),
+        };
         let values = self.values.clone();
         let digest_user = values.auth_user.as_deref().unwrap_or(&values.aor_user);
         let mut expires = self.expires;
@@ -260,11 +291,10 @@ impl Exchange {
                     )
                 }
             };
-            let request_line = register.request_line();
             let response = match self
                 .send(
                     request,
-                    request_line,
+                    transport,
                     remote,
                     connection.clone(),
                     target.clone(),
@@ -285,7 +315,7 @@ impl Exchange {
                 Verdict::Registered => {
                     return Outcome::Registered {
                         granted: reply.granted_expires.unwrap_or(expires).max(1),
-                        contact,
+                        contact: contact.clone(),
                         code: reply.code,
                         phrase: reply.phrase,
                     }
@@ -348,11 +378,60 @@ impl Exchange {
         }
     }
 
-    /// One client transaction, recorded in the history; a final response, or the failure.
+    /// The connection to send over: UDP's socket at once; a TCP/TLS connection (reused, or
+    /// opened within [`ATTEMPT_TIMEOUT`]).
+    async fn connect(
+        &self,
+        target: &SipAddr,
+        transport: Transport,
+        remote: SocketAddr,
+    ) -> Result<rsipstack::transport::SipConnection, Outcome> {
+        let lookup = self.sip.endpoint.inner.transport_layer.lookup(target, None);
+        let looked_up = if transport == Transport::Udp {
+            lookup.await
+        } else {
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, lookup).await {
+                Ok(looked_up) => looked_up,
+                Err(_) => {
+                    return Err(local_failure(
+                        RegistrationState::FailedTimeout,
+                        format!("connecting to {remote} timed out"),
+                    ))
+                }
+            }
+        };
+        looked_up.map(|(connection, _)| connection).map_err(|err| {
+            local_failure(
+                RegistrationState::FailedTransport,
+                format!("cannot reach {remote}: {err}"),
+            )
+        })
+    }
+
+    /// `sip:user@host:port;transport=…` for this endpoint over `transport`, built once and
+    /// kept for the following exchanges.
+    fn own_contact(&mut self, transport: Transport) -> Arc<str> {
+        match &self.own_contact {
+            Some((cached, contact)) if *cached == transport => contact.clone(),
+            _ => {
+                let contact: Arc<str> = format!(
+                    "sip:{}@{};transport={}",
+                    self.values.aor_user,
+                    self.sip.contact_hostport(transport),
+                    transport.as_str()
+                )
+                .into();
+                self.own_contact = Some((transport, contact.clone()));
+                contact
+            }
+        }
+    }
+
+    /// One client transaction, recorded for the history; a final response, or the failure.
     async fn send(
         &mut self,
         request: Request,
-        request_line: String,
+        transport: Transport,
         remote: SocketAddr,
         connection: rsipstack::transport::SipConnection,
         target: SipAddr,
@@ -373,13 +452,10 @@ impl Exchange {
             Err(Outcome::Failed { code, phrase, .. }) => (*code, phrase.clone()),
             Err(_) => (None, None),
         };
-        self.attempts.push(RegistrationAttempt {
-            registration_id: self.id,
-            tenant: self.tenant.clone(),
+        self.rounds.push(Round {
             at,
-            transport: self.addressing.transport,
-            remote: Some(remote.to_string()),
-            request_line,
+            transport,
+            remote,
             code,
             phrase,
             duration_us: started.elapsed().as_micros() as u64,
@@ -408,31 +484,36 @@ impl Exchange {
                 format!("send failed: {err}"),
             )
         })?;
-        let wait_final = async {
-            while let Some(message) = tx.receive().await {
-                if let SipMessage::Response(response) = message {
-                    if response.status_code.code() >= 200 {
-                        return Some(response);
-                    }
-                }
+        // rsipstack's Timer F (set to ATTEMPT_TIMEOUT, see `transport`) ends a transaction
+        // that gets no final response with a local 408, so no timer of our own is needed
+        // (nor would one be safe: `receive` must not be dropped half-way).
+        while let Some(message) = tx.receive().await {
+            let SipMessage::Response(response) = message else {
+                continue;
+            };
+            let code = response.status_code.code();
+            if code < 200 {
+                continue;
             }
-            None
-        };
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, wait_final).await {
-            Ok(Some(response)) if is_local(&response) => Err(local_failure(
-                if response.status_code.code() == 408 {
-                    RegistrationState::FailedTimeout
+            if is_local(&response) {
+                return Err(if code == 408 {
+                    local_failure(
+                        RegistrationState::FailedTimeout,
+                        format!("no final response within {} s", ATTEMPT_TIMEOUT.as_secs()),
+                    )
                 } else {
-                    RegistrationState::FailedTransport
-                },
-                format!("{} (local)", response.status_code),
-            )),
-            Ok(Some(response)) => Ok(response),
-            Ok(None) | Err(_) => Err(local_failure(
-                RegistrationState::FailedTimeout,
-                "no final response within 30 s".to_owned(),
-            )),
+                    local_failure(
+                        RegistrationState::FailedTransport,
+                        format!("{} (local)", response.status_code),
+                    )
+                });
+            }
+            return Ok(response);
         }
+        Err(local_failure(
+            RegistrationState::FailedTimeout,
+            "the transaction ended without a final response".to_owned(),
+        ))
     }
 }
 

@@ -1,17 +1,18 @@
-//! Status and history writes. Every status change goes to the live [`StatusBoard`] at once;
-//! changes that matter after a restart (not routine refreshes) also go to a writer task that
-//! coalesces them per registration and writes each batch as one transaction of two multi-row
-//! statements (status upsert, history ring write), so a wave of 10,000 registrations is a few
-//! dozen database transactions, not 20,000; routine refreshes reach the table through the
-//! engine's sweep, a slice of the registrations per batch.
+//! Status and history writes. The engine changes a registration's [`LiveStatus`] in place,
+//! and the live [`StatusBoard`] shows it at once; changes that matter after a restart (not
+//! routine refreshes) are also handed to a writer task that coalesces them per registration
+//! and writes each batch, as the statuses are when it is written, as one transaction of two
+//! multi-row statements (status upsert, history ring write), so a wave of 10,000
+//! registrations is a few dozen database transactions, not 20,000; routine refreshes reach
+//! the table through the engine's sweep, a slice of the registrations per batch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use trunkline_core::live::StatusBoard;
-use trunkline_core::model::{RegistrationAttempt, RegistrationStatus};
+use trunkline_core::live::{LiveStatus, StatusBoard};
+use trunkline_core::model::RegistrationAttempt;
 use trunkline_core::service::HISTORY_LENGTH;
 use trunkline_core::store::Store;
 use trunkline_core::AccountId;
@@ -21,7 +22,7 @@ use uuid::Uuid;
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 enum Message {
-    Put(AccountId, Uuid, Arc<RegistrationStatus>),
+    Put(AccountId, Uuid, Arc<LiveStatus>),
     Attempts(Vec<RegistrationAttempt>),
     Close(tokio::sync::oneshot::Sender<()>),
 }
@@ -38,16 +39,17 @@ impl StatusWriter {
         Self { sender, board }
     }
 
-    /// A status change that matters after a restart: to the live board and the table.
-    pub fn put(&self, tenant: &AccountId, id: Uuid, status: Arc<RegistrationStatus>) {
-        self.board.set(id, status.clone());
-        let _ = self.sender.send(Message::Put(tenant.clone(), id, status));
+    /// The engine holds a registration: its live status shows on the board from now on.
+    pub fn track(&self, id: Uuid, status: Arc<LiveStatus>) {
+        self.board.track(id, status);
     }
 
-    /// A change that need not reach the table at once (a routine refresh's timestamps, the
-    /// transient `registering`): to the live board alone; the engine's sweep saves it.
-    pub fn put_live(&self, id: Uuid, status: Arc<RegistrationStatus>) {
-        self.board.set(id, status);
+    /// A status change that matters after a restart: to the table in the next batch (the
+    /// board shows it already).
+    pub fn save(&self, tenant: &AccountId, id: Uuid, status: &Arc<LiveStatus>) {
+        let _ = self
+            .sender
+            .send(Message::Put(tenant.clone(), id, status.clone()));
     }
 
     /// The engine forgot a registration: its live status goes (the table's row goes with the
@@ -74,7 +76,7 @@ impl StatusWriter {
 
 #[derive(Default)]
 struct Pending {
-    statuses: HashMap<Uuid, (AccountId, Arc<RegistrationStatus>)>,
+    statuses: HashMap<Uuid, (AccountId, Arc<LiveStatus>)>,
     attempts: Vec<RegistrationAttempt>,
 }
 
@@ -129,7 +131,7 @@ async fn flush(store: &Arc<dyn Store>, pending: &mut Pending) {
     let statuses: Vec<_> = pending
         .statuses
         .drain()
-        .map(|(id, (tenant, status))| (tenant, id, RegistrationStatus::clone(&status)))
+        .map(|(id, (tenant, status))| (tenant, id, status.snapshot()))
         .collect();
     let attempts = std::mem::take(&mut pending.attempts);
     if let Err(err) = store

@@ -161,6 +161,10 @@ pub enum Behaviour {
     ServiceUnavailable { retry_after: u32 },
     /// Before authentication, every REGISTER: `403 Forbidden`.
     Forbidden,
+    /// Authenticates as a proxy does: `407 Proxy Authentication Required` with
+    /// `Proxy-Authenticate`, answered in `Proxy-Authorization` (proxy_challenge /
+    /// proxy_authenticate instead of the www_ pair). The user must be a subscriber.
+    ProxyAuth,
 }
 
 /// How to configure and start Kamailio. Builder methods consume and return the options.
@@ -295,6 +299,11 @@ impl KamailioOptions {
     /// `username` always gets 403.
     pub fn forbidden(self, username: &str) -> Self {
         self.behaviour(username, Behaviour::Forbidden)
+    }
+
+    /// `username` is challenged with 407 and must answer in `Proxy-Authorization`.
+    pub fn proxy_auth(self, username: &str) -> Self {
+        self.behaviour(username, Behaviour::ProxyAuth)
     }
 
     pub fn expires(mut self, min: u32, default: u32, max: u32) -> Self {
@@ -1264,8 +1273,20 @@ request_route {{
         $var(exp) = $expires(min);
     }}
     xlog("L_NOTICE", "TLH REGISTER user=$tU auth=$au proto=$pr src=$si:$sp expires=$var(exp) callid=$ci cseq=$cs\n");
+    $var(proxy_auth) = 0;
     route(BEFORE_AUTH);
-    if (!www_authenticate("{realm}", "subscriber")) {{
+    if ($var(proxy_auth) == 1) {{
+        if (!proxy_authenticate("{realm}", "subscriber")) {{
+            $var(rc) = $rc;
+            if ($var(rc) == -4) {{
+                proxy_challenge("{realm}", "{stale_flags}");
+            }} else {{
+                proxy_challenge("{realm}", "{challenge_flags}");
+            }}
+            {proxy_challenged}
+            exit;
+        }}
+    }} else if (!www_authenticate("{realm}", "subscriber")) {{
         $var(rc) = $rc;
         if ($var(rc) == -4) {{
             www_challenge("{realm}", "{stale_flags}");
@@ -1287,6 +1308,7 @@ request_route {{
 }}"#,
             stale_flags = challenge_flags | 16,
             challenged = reply_log("401", "$var(rc)"),
+            proxy_challenged = reply_log("407", "$var(rc)"),
             save_failed = reply_log("$err.rcode", "0"),
             saved = reply_log("200", "0"),
         );
@@ -1306,6 +1328,12 @@ request_route {{
                         c,
                         "    if ($tU == \"{user}\") {{\n        sl_send_reply(\"403\", \"Forbidden\");\n        {}\n        exit;\n    }}",
                         reply_log("403", "0")
+                    );
+                }
+                Behaviour::ProxyAuth => {
+                    let _ = writeln!(
+                        c,
+                        "    if ($tU == \"{user}\") {{\n        $var(proxy_auth) = 1;\n    }}"
                     );
                 }
                 Behaviour::IntervalTooBrief { .. } => {}

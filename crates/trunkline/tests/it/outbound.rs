@@ -252,6 +252,57 @@ fn wrong_password_fails_auth_after_one_round_and_does_not_retry() {
     wait_for_status(&server, &tenant, &id, registered);
 }
 
+#[test]
+fn proxy_challenges_are_answered_in_proxy_authorization() {
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .subscriber("behind-proxy", "proxy-secret")
+            .proxy_auth("behind-proxy")
+            .subscriber("wrong-behind-proxy", "the-right-one")
+            .proxy_auth("wrong-behind-proxy"),
+    );
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "behind-proxy", "password": "proxy-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    // proxy_authenticate accepted the answer: only a Proxy-Authorization gets a binding here.
+    kamailio.wait_for_binding("behind-proxy", |_| true, WAIT);
+    wait_for_status(&server, &tenant, &id, registered);
+    let seen = kamailio.registers("behind-proxy");
+    assert_eq!(
+        seen.iter().map(|r| r.reply).collect::<Vec<_>>(),
+        [Some(407), Some(200)],
+        "{seen:#?}"
+    );
+    assert_eq!(seen[1].auth_user.as_deref(), Some("behind-proxy"));
+    let history = wait_for_history(&server, &tenant, &id, 2);
+    let codes: Vec<_> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(200), json!(407)], "newest first: {history:#}");
+
+    // A wrong password behind a proxy challenge fails the same way as behind a 401.
+    let wrong = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "wrong-behind-proxy", "password": "not-it", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    let status = wait_for_status(&server, &tenant, &wrong, |b| state(b) == "failed_auth");
+    assert_eq!(status["lastCode"], 407);
+    assert_eq!(status["failedBy"], "remote");
+    assert_eq!(kamailio.count("wrong-behind-proxy"), 2);
+    assert!(kamailio.bindings("wrong-behind-proxy").is_empty());
+}
+
 /// An RFC 3339 time from a response.
 fn time_of(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
     let text = value
@@ -357,6 +408,67 @@ fn nothing_listening_fails_then_registers_when_the_registrar_comes_up() {
     kamailio.wait_for_binding("late-user", |_| true, WAIT);
     let status = wait_for_status(&server, &tenant, &id, registered);
     assert_eq!(status["consecutiveFailures"], 0);
+}
+
+#[test]
+fn a_registrar_that_never_answers_over_udp_times_out_after_retransmissions() {
+    // A socket that takes REGISTERs and answers nothing.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(45)))
+        .unwrap();
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "nobody", "password": "unheard", "proxy": silent.local_addr().unwrap().to_string()}),
+    );
+    // Timer E retransmits the same transaction (one branch) until Timer F, 30 s.
+    let mut branches = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut first_sent = None;
+    while branches.len() < 4 {
+        let (len, _) = silent.recv_from(&mut buffer).expect("a REGISTER");
+        first_sent.get_or_insert_with(Instant::now);
+        let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+        assert!(text.starts_with("REGISTER "), "{text}");
+        let branch = text
+            .split("branch=")
+            .nth(1)
+            .and_then(|rest| rest.split([';', '\r']).next())
+            .unwrap()
+            .to_owned();
+        branches.push(branch);
+    }
+    assert!(
+        branches.iter().all(|b| *b == branches[0]),
+        "retransmissions of one transaction: {branches:?}"
+    );
+    let first_sent = first_sent.unwrap();
+    assert_eq!(status_of(&server, &tenant, &id)["state"], "registering");
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let status = loop {
+        let status = status_of(&server, &tenant, &id);
+        if state(&status) != "registering" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still registering: {status:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state(&status), "failed_timeout", "{status:#}");
+    assert_eq!(status["failedBy"], "local");
+    assert_eq!(status["lastCode"], Value::Null);
+    assert_eq!(status["lastPhrase"], "no final response within 30 s");
+    // At trunkline's 30 s attempt timeout, below RFC 3261's 32 s Timer F (polled every 200 ms).
+    let gave_up = first_sent.elapsed();
+    assert!(
+        (Duration::from_secs(29)..Duration::from_millis(31_500)).contains(&gave_up),
+        "gave up after {gave_up:?}"
+    );
 }
 
 #[test]
