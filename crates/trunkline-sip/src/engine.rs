@@ -730,7 +730,10 @@ impl Core {
         slot.cseq = result.cseq;
         slot.proxy_auth = result.proxy_auth;
         slot.digest = Some(result.digest);
-        slot.own_contact = result.own_contact;
+        if result.values_version == slot.registration.version {
+            // Else the registration changed in flight: the contact was built from old values.
+            slot.own_contact = result.own_contact;
+        }
         let now_ts = Timestamp::now();
         let now = Instant::now();
         let mut rng = rand::thread_rng();
