@@ -25,6 +25,20 @@ use crate::config::{Config, Overrides};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The tracing filter for `log`, with rsipstack held to warnings unless the filter names it:
+/// rsipstack logs every SIP message it sends or receives, raw, at INFO (Authorization headers
+/// included), which is neither a service log nor ours to show. `TRUNKLINE_LOG=info,rsipstack=info`
+/// brings the messages back for debugging.
+fn log_filter(configured: &str) -> String {
+    if configured.contains("rsipstack") {
+        configured.to_owned()
+    } else if configured.trim().is_empty() {
+        "rsipstack=warn".to_owned()
+    } else {
+        format!("{configured},rsipstack=warn")
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let listen = match &cli.command {
@@ -43,7 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = match EnvFilter::try_new(&config.log) {
+    let filter = match EnvFilter::try_new(log_filter(&config.log)) {
         Ok(filter) => filter,
         Err(err) => {
             eprintln!("trunkline: configuration error: log: {err}");
