@@ -82,6 +82,8 @@ impl Engine {
         board: Arc<StatusBoard>,
         events: broadcast::Receiver<ChangeEvent>,
     ) -> Result<Self, TransportError> {
+        // Database work stays on the caller's runtime (see `Core::store_runtime`).
+        let store_runtime = tokio::runtime::Handle::current();
         let (ready_tx, ready) = oneshot::channel();
         let (stop, stopped) = oneshot::channel();
         let (finished_tx, finished) = oneshot::channel();
@@ -94,7 +96,15 @@ impl Engine {
             .name("trunkline-sip".into())
             .spawn(move || {
                 runtime.block_on(run_engine(
-                    settings, store, board, events, ready_tx, stopped,
+                    settings,
+                    Storage {
+                        store,
+                        board,
+                        runtime: store_runtime,
+                    },
+                    events,
+                    ready_tx,
+                    stopped,
                 ));
                 drop(runtime);
                 let _ = finished_tx.send(());
@@ -124,11 +134,18 @@ impl Engine {
     }
 }
 
+/// Where the engine's state goes: the store, the live board, and the runtime that runs the
+/// store's work.
+struct Storage {
+    store: Arc<dyn Store>,
+    board: Arc<StatusBoard>,
+    runtime: tokio::runtime::Handle,
+}
+
 /// The SIP thread's whole life: bind, report the endpoint, run until told to stop.
 async fn run_engine(
     settings: EngineSettings,
-    store: Arc<dyn Store>,
-    board: Arc<StatusBoard>,
+    storage: Storage,
     events: broadcast::Receiver<ChangeEvent>,
     ready: oneshot::Sender<Result<Arc<SipEndpoint>, TransportError>>,
     stopped: oneshot::Receiver<()>,
@@ -146,15 +163,21 @@ async fn run_engine(
         return;
     }
     let (loads_tx, loads) = mpsc::unbounded_channel();
+    let Storage {
+        store,
+        board,
+        runtime: store_runtime,
+    } = storage;
     let core = Core {
         settings,
         store: store.clone(),
+        status: StatusWriter::start(&store_runtime, store, board),
+        store_runtime,
         sip: sip.clone(),
         slots: HashMap::new(),
         queue: DelayQueue::new(),
         exchanges: FuturesUnordered::new(),
         loads_tx,
-        status: StatusWriter::start(store, board),
         reloading: HashMap::new(),
         next_ticket: 0,
         next_ramp_slot: Instant::now(),
@@ -260,6 +283,10 @@ enum Load {
 struct Core {
     settings: EngineSettings,
     store: Arc<dyn Store>,
+    /// The runtime store calls run on (the HTTP API's), not the SIP thread: rows stream from
+    /// SQLite's thread in small chunks, and the SIP thread waits [`PARK_COALESCE`] before each
+    /// sleep, which made loading 10,000 registrations take a second instead of 0.1 s.
+    store_runtime: tokio::runtime::Handle,
     sip: Arc<SipEndpoint>,
     slots: HashMap<Uuid, Slot>,
     queue: DelayQueue<Uuid>,
@@ -350,13 +377,22 @@ impl Core {
 
     /// Loads every registration (start, or after missed events).
     async fn load_all(&mut self) {
-        match self.store.outbound_registrations().await {
+        let store = self.store.clone();
+        let loaded = match self
+            .store_runtime
+            .spawn(async move { store.outbound_registrations().await })
+            .await
+        {
+            Ok(result) => result.map_err(|err| err.to_string()),
+            Err(join) => Err(join.to_string()),
+        };
+        match loaded {
             Ok(registrations) => self.adopt_all(registrations),
             Err(err) => {
                 tracing::error!(error = %err, "cannot load registrations; retrying in 5 s");
                 let retry = self.loads_tx.clone();
                 let store = self.store.clone();
-                tokio::spawn(async move {
+                self.store_runtime.spawn(async move {
                     loop {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         match store.outbound_registrations().await {
@@ -482,7 +518,7 @@ impl Core {
             (EntityKind::Trunk, ChangeOp::Updated) => {
                 let store = self.store.clone();
                 let loads = self.loads_tx.clone();
-                tokio::spawn(async move {
+                self.store_runtime.spawn(async move {
                     match store
                         .registering_numbers_of_trunk(&event.tenant, event.id)
                         .await
@@ -505,7 +541,7 @@ impl Core {
         self.reloading.insert(id, ticket);
         let store = self.store.clone();
         let loads = self.loads_tx.clone();
-        tokio::spawn(async move {
+        self.store_runtime.spawn(async move {
             match store.outbound_registration(&tenant, id).await {
                 Ok(registration) => {
                     let _ = loads.send(Load::Loaded {

@@ -33,9 +33,14 @@ pub struct StatusWriter {
 }
 
 impl StatusWriter {
-    pub fn start(store: Arc<dyn Store>, board: Arc<StatusBoard>) -> Self {
+    /// Starts the writer task on `runtime` (not the SIP thread; see `Core::store_runtime`).
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        store: Arc<dyn Store>,
+        board: Arc<StatusBoard>,
+    ) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(store, receiver));
+        runtime.spawn(write_batches(store, receiver));
         Self { sender, board }
     }
 
