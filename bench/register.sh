@@ -5,7 +5,7 @@
 #
 #   bench/register.sh                       # from the repository root, as root (or with sudo)
 #   SIDES="A B" bench/register.sh           # skip side C (100,000 registrations)
-#   N=2000 WINDOW=60 IDLE_SECS=20 SIDES="A B" RAMPS=4000 bench/register.sh    # a quick check
+#   N=2000 WINDOW=60 IDLE_SECS=20 SIDES="A B" RAMPS=3000 bench/register.sh    # a quick check
 #   PROFILE_SECS=80 PROFILE_HZ=999 SIDES=B …   # also `perf record` the client in its window
 #
 # Needs: cargo, curl, awk, ps, and (installed here with apt-get if missing) the Debian 12
@@ -25,9 +25,10 @@
 #              anchors say: -M 64 -m 256, reg_timer_interval 10, reg_retry_interval 10,
 #              reg_hash_size 12, reg_keep_callid 1, children=1.
 #   side B     trunkline (`serve`, TRUNKLINE_OUTBOUND_EXPIRES_SECS=$EXPIRES, TRUNKLINE_LOG=warn),
-#              once per ramp in $RAMPS (TRUNKLINE_OUTBOUND_RAMP_PER_SEC; 4000 is its fastest
-#              start, so the registrar is the limit as it is for the uac module — at 2000 the ramp
-#              itself took 5.0 s for 10,000; 200 is the default). Its $N registrations are created
+#              once per ramp in $RAMPS (TRUNKLINE_OUTBOUND_RAMP_PER_SEC; 3000 is its fastest
+#              start against this registrar: at 2000 the ramp itself took 5.0 s for 10,000, at
+#              4000 the registrar dropped thousands of packets; 200 is the default). Its $N
+#              registrations are created
 #              beforehand through the real API (POST /api/sip/registrations, Ultravox dialect,
 #              proxy=127.0.0.1:$REG_PORT) with the engine off, into a seed that every run copies.
 #   side C     trunkline alone with $N_C registrations against a registrar with $N_C subscribers,
@@ -63,7 +64,7 @@ EXPIRES=${EXPIRES:-60}              # asked for by both clients; the registrar's
 WINDOW=${WINDOW:-180}               # seconds of refreshes measured after the initial wave
 WINDOW_C=${WINDOW_C:-240}
 EXPIRES_C=${EXPIRES_C:-600}         # side C: see the header
-RAMPS=${RAMPS:-"4000 200"}          # trunkline outbound.ramp_per_sec, one side-B run each
+RAMPS=${RAMPS:-"3000 200"}          # trunkline outbound.ramp_per_sec, one side-B run each
 RAMP_C=${RAMP_C:-400}
 IDLE_SECS=${IDLE_SECS:-60}          # idle baselines (CPU rate, RSS/PSS)
 PROFILE_SECS=${PROFILE_SECS:-}      # if set: perf record the client for this long at the window's start
