@@ -952,38 +952,45 @@ impl Core {
     async fn shutdown(mut self) {
         if self.settings.unregister_on_shutdown {
             let now = Instant::now();
-            let live: Vec<Uuid> = self
-                .slots
-                .iter()
-                .filter(|(_, slot)| slot.bound.as_ref().is_some_and(|b| b.expires_at > now))
-                .map(|(id, _)| *id)
-                .collect();
-            tracing::info!(count = live.len(), "unregistering before shutdown");
-            let mut waiting = 0usize;
-            for id in &live {
-                if let Some(slot) = self.slots.get_mut(id) {
-                    if slot.in_flight {
-                        continue;
-                    }
-                    slot.after_flight = AfterFlight::Nothing;
+            let mut live = Vec::new();
+            for (id, slot) in &mut self.slots {
+                slot.after_flight = AfterFlight::Nothing;
+                if !slot.in_flight && slot.bound.as_ref().is_some_and(|b| b.expires_at > now) {
+                    live.push(*id);
                 }
-                self.start_exchange(*id, true);
-                waiting += 1;
             }
+            tracing::info!(
+                count = live.len(),
+                in_flight = self.exchanges.len(),
+                "unregistering before shutdown"
+            );
+            for id in live {
+                self.start_exchange(id, true);
+            }
+            // Exchanges that were in flight finish first; a binding one of them made (or
+            // refreshed) is unregistered too.
             let deadline = tokio::time::sleep(self.settings.shutdown_deadline);
             tokio::pin!(deadline);
-            while waiting > 0 {
+            while !self.exchanges.is_empty() {
                 tokio::select! {
-                    Some(result) = self.exchanges.next(), if !self.exchanges.is_empty() => {
+                    Some(result) = self.exchanges.next() => {
                         if result.was_unregister {
-                            waiting -= 1;
+                            if let Some(slot) = self.slots.get_mut(&result.id) {
+                                slot.in_flight = false;
+                            }
+                            continue;
                         }
-                        if let Some(slot) = self.slots.get_mut(&result.id) {
-                            slot.in_flight = false;
+                        let id = result.id;
+                        self.finish_exchange(result);
+                        let bound = self.slots.get(&id).is_some_and(|slot| {
+                            slot.bound.as_ref().is_some_and(|b| b.expires_at > Instant::now())
+                        });
+                        if bound {
+                            self.start_exchange(id, true);
                         }
                     }
                     _ = &mut deadline => {
-                        tracing::warn!(remaining = waiting, "shutdown deadline reached before every unregister finished");
+                        tracing::warn!(remaining = self.exchanges.len(), "shutdown deadline reached before every unregister finished");
                         break;
                     }
                 }

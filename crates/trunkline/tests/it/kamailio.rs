@@ -165,6 +165,9 @@ pub enum Behaviour {
     /// `Proxy-Authenticate`, answered in `Proxy-Authorization` (proxy_challenge /
     /// proxy_authenticate instead of the www_ pair). The user must be a subscriber.
     ProxyAuth,
+    /// After successful authentication: the binding is saved at once, the `200 OK` (a bare
+    /// one, without the bindings) goes out `delay_ms` later. The user must be a subscriber.
+    SlowAnswer { delay_ms: u32 },
 }
 
 /// How to configure and start Kamailio. Builder methods consume and return the options.
@@ -299,6 +302,11 @@ impl KamailioOptions {
     /// `username` always gets 403.
     pub fn forbidden(self, username: &str) -> Self {
         self.behaviour(username, Behaviour::Forbidden)
+    }
+
+    /// `username`'s bindings are saved at once and answered `delay_ms` later.
+    pub fn slow_answer(self, username: &str, delay_ms: u32) -> Self {
+        self.behaviour(username, Behaviour::SlowAnswer { delay_ms })
     }
 
     /// `username` is challenged with 407 and must answer in `Proxy-Authorization`.
@@ -1202,6 +1210,7 @@ impl Kamailio {
             "registrar",
             "auth",
             "auth_db",
+            "cfgutils",
         ];
         if o.tls {
             modules.push("tls");
@@ -1336,11 +1345,19 @@ request_route {{
                         "    if ($tU == \"{user}\") {{\n        $var(proxy_auth) = 1;\n    }}"
                     );
                 }
-                Behaviour::IntervalTooBrief { .. } => {}
+                Behaviour::IntervalTooBrief { .. } | Behaviour::SlowAnswer { .. } => {}
             }
         }
         let _ = writeln!(c, "    return;\n}}\n\nroute[AFTER_AUTH] {{");
         for (user, behaviour) in &o.behaviours {
+            if let Behaviour::SlowAnswer { delay_ms } = behaviour {
+                let _ = writeln!(
+                    c,
+                    "    if ($tU == \"{user}\" && $var(exp) != 0) {{\n        $avp(RECEIVED) = \"sip:\" + $si + \":\" + $sp + \";transport=\" + $pr;\n        save(\"location\", \"0x02\");\n        usleep(\"{}\");\n        sl_send_reply(\"200\", \"OK\");\n        {}\n        exit;\n    }}",
+                    u64::from(*delay_ms) * 1000,
+                    reply_log("200", "0")
+                );
+            }
             if let Behaviour::IntervalTooBrief { min_expires } = behaviour {
                 let _ = writeln!(
                     c,

@@ -561,6 +561,41 @@ fn restart_brings_registrations_back_without_an_api_call() {
 }
 
 #[test]
+fn a_stop_while_a_register_is_in_flight_unregisters_the_binding_it_made() {
+    // The registrar saves the binding at once and answers 1.5 s later: the stop comes while
+    // the REGISTER is in flight, and the binding it makes must still be removed.
+    let kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .subscriber("in-flight", "in-flight-secret")
+            .slow_answer("in-flight", 1500),
+    );
+    let mut server = Server::start_with(ServerOptions {
+        env: vec![(
+            "TRUNKLINE_OUTBOUND_UNREGISTER_ON_SHUTDOWN".into(),
+            "true".into(),
+        )],
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create_registration(
+        &server,
+        &tenant,
+        json!({"username": "in-flight", "password": "in-flight-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
+    );
+    kamailio.wait_for_binding("in-flight", |_| true, WAIT);
+    assert_ne!(
+        state(&status_of(&server, &tenant, &id)),
+        "registered",
+        "the answer is still on its way"
+    );
+    assert!(server.terminate().success());
+    kamailio.wait_for_bindings("in-flight", |b| b.is_empty(), WAIT);
+    let seen = kamailio.registers("in-flight");
+    assert_eq!(seen.last().unwrap().expires, Some(0), "{seen:#?}");
+}
+
+#[test]
 fn tcp_connection_lost_with_a_registrar_restart_is_re_registered() {
     let mut kamailio = Kamailio::start(
         KamailioOptions::default()
