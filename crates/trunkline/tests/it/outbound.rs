@@ -112,6 +112,18 @@ fn proxy(kamailio: &Kamailio, transport: Transport) -> String {
     }
 }
 
+/// A server with the engine on that unregisters its bindings when it stops.
+fn unregistering_on_stop() -> Server {
+    Server::start_with(ServerOptions {
+        env: vec![(
+            "TRUNKLINE_OUTBOUND_UNREGISTER_ON_SHUTDOWN".into(),
+            "true".into(),
+        )],
+        engine: true,
+        ..ServerOptions::default()
+    })
+}
+
 fn fast_retries() -> Vec<(String, String)> {
     vec![
         ("TRUNKLINE_OUTBOUND_BACKOFF_BASE_SECS".into(), "1".into()),
@@ -536,14 +548,7 @@ fn restart_brings_registrations_back_without_an_api_call() {
             .tcp()
             .subscriber("durable", "durable-secret"),
     );
-    let mut server = Server::start_with(ServerOptions {
-        env: vec![(
-            "TRUNKLINE_OUTBOUND_UNREGISTER_ON_SHUTDOWN".into(),
-            "true".into(),
-        )],
-        engine: true,
-        ..ServerOptions::default()
-    });
+    let mut server = unregistering_on_stop();
     let tenant = server.tenant();
     let id = create_registration(
         &server,
@@ -569,14 +574,7 @@ fn a_stop_while_a_register_is_in_flight_unregisters_the_binding_it_made() {
             .subscriber("in-flight", "in-flight-secret")
             .slow_answer("in-flight", 1500),
     );
-    let mut server = Server::start_with(ServerOptions {
-        env: vec![(
-            "TRUNKLINE_OUTBOUND_UNREGISTER_ON_SHUTDOWN".into(),
-            "true".into(),
-        )],
-        engine: true,
-        ..ServerOptions::default()
-    });
+    let mut server = unregistering_on_stop();
     let tenant = server.tenant();
     let id = create_registration(
         &server,
