@@ -96,3 +96,22 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn rsipstack_stays_at_warn_unless_named() {
+        assert_eq!(log_filter("info"), "info,rsipstack=warn");
+        assert_eq!(
+            log_filter("debug,sqlx=warn"),
+            "debug,sqlx=warn,rsipstack=warn"
+        );
+        assert_eq!(log_filter(""), "rsipstack=warn");
+        assert_eq!(log_filter("info,rsipstack=info"), "info,rsipstack=info");
+        for filter in ["info", "", "trace,rsipstack=debug"] {
+            assert!(tracing_subscriber::EnvFilter::try_new(log_filter(filter)).is_ok());
+        }
+    }
+}
