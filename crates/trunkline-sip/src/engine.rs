@@ -214,7 +214,7 @@ struct Slot {
     /// The status changed on the live board only (routine refreshes) since it last went to
     /// the table.
     unsaved: bool,
-    /// How the last exchange ended on the wire ([`exchange_signature`]).
+    /// How the last exchange ended on the wire ([`ExchangeResult::signature`]).
     last_exchange: u64,
 }
 
