@@ -125,7 +125,20 @@ pub enum ChallengeError {
     MissingNonce,
     #[error("malformed digest challenge: {0}")]
     Malformed(&'static str),
+    /// Larger than any registrar needs (see [`Challenge::parse`]): refused rather than stored
+    /// and echoed back in every REGISTER.
+    #[error("digest challenge refused: {0}")]
+    TooLarge(&'static str),
 }
+
+/// The largest challenge header value read at all.
+pub const MAX_CHALLENGE_LEN: usize = 4096;
+/// The most auth-params one challenge may carry.
+pub const MAX_CHALLENGE_PARAMS: usize = 32;
+/// The longest realm kept.
+pub const MAX_REALM_LEN: usize = 256;
+/// The longest nonce, opaque or other parameter value kept.
+pub const MAX_PARAM_LEN: usize = 1024;
 
 /// Why a well-formed challenge cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,7 +186,17 @@ impl Challenge {
     /// The scheme, parameter names and `stale` are case-insensitive; values may be tokens or
     /// quoted strings with `\` escapes; unknown parameters are ignored. An unknown algorithm
     /// still parses (see [`Challenge::algorithm`]).
+    ///
+    /// What a registrar sends is bounded before anything is kept: a header value longer than
+    /// [`MAX_CHALLENGE_LEN`], more than [`MAX_CHALLENGE_PARAMS`] parameters, a realm longer
+    /// than [`MAX_REALM_LEN`] or any other value longer than [`MAX_PARAM_LEN`] bytes is
+    /// [`ChallengeError::TooLarge`] (so the response offers no supported challenge).
     pub fn parse(header_value: &str) -> Result<Challenge, ChallengeError> {
+        if header_value.len() > MAX_CHALLENGE_LEN {
+            return Err(ChallengeError::TooLarge(
+                "header value longer than 4096 bytes",
+            ));
+        }
         let value = header_value.trim_start_matches(is_lws);
         let scheme_end = value.find(is_lws).unwrap_or(value.len());
         if !value[..scheme_end].eq_ignore_ascii_case("Digest") {
@@ -183,8 +206,22 @@ impl Challenge {
         let (mut realm, mut nonce, mut opaque) = (None, None, None);
         let (mut algorithm, mut qop, mut stale) = (None, None, None);
         let mut params = Params(&value[scheme_end..]);
+        let mut count = 0;
         while let Some((name, value)) = params.next_param()? {
-            let slot = if name.eq_ignore_ascii_case("realm") {
+            count += 1;
+            if count > MAX_CHALLENGE_PARAMS {
+                return Err(ChallengeError::TooLarge("more than 32 parameters"));
+            }
+            let is_realm = name.eq_ignore_ascii_case("realm");
+            if is_realm && value.len() > MAX_REALM_LEN {
+                return Err(ChallengeError::TooLarge("realm longer than 256 bytes"));
+            }
+            if value.len() > MAX_PARAM_LEN {
+                return Err(ChallengeError::TooLarge(
+                    "a parameter value longer than 1024 bytes",
+                ));
+            }
+            let slot = if is_realm {
                 &mut realm
             } else if name.eq_ignore_ascii_case("nonce") {
                 &mut nonce
@@ -438,11 +475,35 @@ impl fmt::Debug for Credentials<'_> {
 ///
 /// Holds no credentials (they are passed per call) and, besides the challenge's single string,
 /// nothing on the heap.
+///
+/// It also remembers the strongest algorithm the registrar has accepted an answer in (a 2xx to
+/// a REGISTER carrying credentials, [`DigestSession::on_success`]): once SHA-256 has worked, a
+/// challenge offering only MD5 is refused ([`ChallengeRefused::Downgrade`]) until the
+/// registration changes ([`DigestSession::reset`]), so a forged 401 cannot talk trunkline down
+/// to the weaker hash.
 #[derive(Debug, Clone, Default)]
 pub struct DigestSession {
     challenge: Option<Challenge>,
     /// The nonce count last sent with the challenge's nonce; 0 before the first use.
     nc: u32,
+    /// The algorithm of the last answer sent, until its response is known.
+    answered: Option<Algorithm>,
+    /// The strongest algorithm an answer was accepted in.
+    proven: Option<Algorithm>,
+}
+
+/// Why [`DigestSession::on_challenge`] refused a challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeRefused {
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedChallenge),
+    /// The challenge's algorithm is weaker than one this registration already authenticated
+    /// with.
+    #[error("digest downgrade refused: {offered} offered after {proven} was accepted")]
+    Downgrade {
+        offered: Algorithm,
+        proven: Algorithm,
+    },
 }
 
 impl DigestSession {
@@ -450,16 +511,33 @@ impl DigestSession {
         DigestSession {
             challenge: None,
             nc: 0,
+            answered: None,
+            proven: None,
         }
     }
 
     /// Adopts the challenge chosen from a 401/407 (see [`pick`]). A new nonce restarts the
     /// nonce count at 1; the same nonce again continues it. An unsupported challenge is refused,
-    /// and the session forgets the previous one, whose nonce the server no longer wants.
-    pub fn on_challenge(&mut self, challenge: Challenge) -> Result<(), UnsupportedChallenge> {
-        if let Err(unsupported) = challenge.supported_algorithm() {
-            self.forget();
-            return Err(unsupported);
+    /// and so is one weaker than the strongest algorithm already accepted (a downgrade); either
+    /// way the session forgets the previous challenge, whose nonce the server no longer wants.
+    pub fn on_challenge(&mut self, challenge: Challenge) -> Result<(), ChallengeRefused> {
+        // An answer that drew a challenge was not accepted.
+        self.answered = None;
+        let algorithm = match challenge.supported_algorithm() {
+            Ok(algorithm) => algorithm,
+            Err(unsupported) => {
+                self.forget();
+                return Err(unsupported.into());
+            }
+        };
+        if let Some(proven) = self.proven {
+            if algorithm.strength() < proven.strength() {
+                self.forget();
+                return Err(ChallengeRefused::Downgrade {
+                    offered: algorithm,
+                    proven,
+                });
+            }
         }
         let same_nonce = self.challenge.as_ref().is_some_and(|previous| {
             previous.nonce() == challenge.nonce() && previous.realm() == challenge.realm()
@@ -481,10 +559,36 @@ impl DigestSession {
         self.nc
     }
 
-    /// Drops the challenge, e.g. when the registration's credentials change.
+    /// Records that the request carrying the last answer ([`DigestSession::next_authorization`])
+    /// got a 2xx: its algorithm is now the weakest this session accepts. Does nothing when the
+    /// last request carried no answer.
+    pub fn on_success(&mut self) {
+        if let Some(answered) = self.answered.take() {
+            if self
+                .proven
+                .is_none_or(|proven| answered.strength() > proven.strength())
+            {
+                self.proven = Some(answered);
+            }
+        }
+    }
+
+    /// The strongest algorithm an answer was accepted in, if any.
+    pub fn proven(&self) -> Option<Algorithm> {
+        self.proven
+    }
+
+    /// Drops the challenge (its nonce is no longer wanted). The downgrade guard stays.
     pub fn forget(&mut self) {
         self.challenge = None;
         self.nc = 0;
+        self.answered = None;
+    }
+
+    /// Back to a new session: no challenge and no downgrade guard. For any change of the
+    /// registration (credentials, registrar, route).
+    pub fn reset(&mut self) {
+        *self = DigestSession::new();
     }
 
     /// The header value for the next request under the current challenge, with the next nonce
@@ -497,7 +601,10 @@ impl DigestSession {
         method: &str,
         uri: &str,
     ) -> Option<String> {
-        self.challenge.as_ref()?;
+        if self.challenge.is_none() {
+            self.answered = None;
+            return None;
+        }
         self.next_authorization_with_cnonce(credentials, method, uri, &new_cnonce())
     }
 
@@ -509,6 +616,7 @@ impl DigestSession {
         uri: &str,
         cnonce: &str,
     ) -> Option<String> {
+        self.answered = None;
         let challenge = self.challenge.as_ref()?;
         let Some(nc) = self.nc.checked_add(1) else {
             self.forget();
@@ -518,6 +626,7 @@ impl DigestSession {
         let value = challenge
             .authorization(credentials, method, uri, nc, cnonce)
             .ok()?;
+        self.answered = challenge.algorithm();
         self.nc = nc;
         Some(value)
     }
@@ -1165,5 +1274,165 @@ mod tests {
             c.text.len(),
             "http-auth@example.org".len() + RFC7616_NONCE.len() + RFC7616_OPAQUE.len()
         );
+    }
+
+    #[test]
+    fn absurd_challenges_are_refused_before_anything_is_kept() {
+        use ChallengeError::TooLarge;
+        let with = |realm: &str, nonce: &str, extra: &str| {
+            Challenge::parse(&format!(
+                "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=auth{extra}"
+            ))
+        };
+        // At the limits: accepted.
+        let c = with(
+            &"r".repeat(MAX_REALM_LEN),
+            &"n".repeat(MAX_PARAM_LEN),
+            &format!(", opaque=\"{}\"", "o".repeat(MAX_PARAM_LEN)),
+        )
+        .unwrap();
+        assert_eq!(c.realm().len(), MAX_REALM_LEN);
+        assert_eq!(c.opaque().unwrap().len(), MAX_PARAM_LEN);
+        // One byte over: refused.
+        assert_eq!(
+            with(&"r".repeat(MAX_REALM_LEN + 1), "n", ""),
+            Err(TooLarge("realm longer than 256 bytes"))
+        );
+        assert_eq!(
+            with("r", &"n".repeat(MAX_PARAM_LEN + 1), ""),
+            Err(TooLarge("a parameter value longer than 1024 bytes"))
+        );
+        let long_opaque = format!(", opaque={}", "o".repeat(MAX_PARAM_LEN + 1));
+        assert!(matches!(with("r", "n", &long_opaque), Err(TooLarge(_))));
+        // An ignored parameter is bounded too, and an escaped value by its unescaped length.
+        let long_vendor = format!(", x-vendor=\"{}\"", "v".repeat(MAX_PARAM_LEN + 1));
+        assert!(matches!(with("r", "n", &long_vendor), Err(TooLarge(_))));
+        let escaped = format!(", opaque=\"{}\"", "\\o".repeat(MAX_PARAM_LEN));
+        assert!(with("r", "n", &escaped).is_ok());
+        // Parameter count: realm, nonce, qop and 29 more is 32.
+        let params = |n: usize| (0..n).map(|i| format!(", p{i}=v")).collect::<String>();
+        assert!(with("r", "n", &params(MAX_CHALLENGE_PARAMS - 3)).is_ok());
+        assert_eq!(
+            with("r", "n", &params(MAX_CHALLENGE_PARAMS - 2)),
+            Err(TooLarge("more than 32 parameters"))
+        );
+        // The header as a whole, whatever it holds.
+        let padded = format!("Digest realm=r, nonce=n{}", " ".repeat(MAX_CHALLENGE_LEN));
+        assert_eq!(
+            Challenge::parse(&padded),
+            Err(TooLarge("header value longer than 4096 bytes"))
+        );
+        // A refused challenge does not hide a sane one beside it, and alone leaves nothing to
+        // pick (the engine's "no supported digest challenge").
+        let sane = challenge("Digest realm=r, nonce=n, qop=auth");
+        let parsed: Vec<Challenge> = [
+            format!("Digest realm=r, nonce=\"{}\"", "n".repeat(5000)),
+            "Digest realm=r, nonce=n, qop=auth".to_owned(),
+        ]
+        .iter()
+        .filter_map(|value| Challenge::parse(value).ok())
+        .collect();
+        assert_eq!(pick(&parsed), Some(&sane));
+        assert_eq!(pick(&parsed[..0]), None);
+    }
+
+    fn answer_and_succeed(session: &mut DigestSession, challenge_text: &str) {
+        let password = SecretString::from("pw");
+        let credentials = Credentials {
+            username: "u",
+            password: &password,
+        };
+        session.on_challenge(challenge(challenge_text)).unwrap();
+        session
+            .next_authorization(&credentials, "REGISTER", "sip:r")
+            .unwrap();
+        session.on_success();
+    }
+
+    #[test]
+    fn after_sha256_succeeded_an_md5_challenge_is_a_downgrade() {
+        const SHA: &str = "Digest realm=r, nonce=1, qop=auth, algorithm=SHA-256";
+        const MD5: &str = "Digest realm=r, nonce=2, qop=auth";
+        let mut session = DigestSession::new();
+        // Before any success, MD5 is fine; MD5 succeeding does not block SHA-256 later.
+        answer_and_succeed(&mut session, MD5);
+        assert_eq!(session.proven(), Some(Algorithm::Md5));
+        answer_and_succeed(&mut session, SHA);
+        assert_eq!(session.proven(), Some(Algorithm::Sha256));
+
+        // Now MD5 (and MD5-sess) are refused, and the old nonce is dropped.
+        for weaker in [MD5, "Digest realm=r, nonce=3, qop=auth, algorithm=MD5-sess"] {
+            let refused = session.on_challenge(challenge(weaker)).unwrap_err();
+            assert!(matches!(
+                refused,
+                ChallengeRefused::Downgrade {
+                    proven: Algorithm::Sha256,
+                    ..
+                }
+            ));
+            assert!(
+                refused
+                    .to_string()
+                    .starts_with("digest downgrade refused: "),
+                "{refused}"
+            );
+            assert!(session.challenge().is_none());
+        }
+        // SHA-256 and SHA-256-sess still are answered; an unsupported one is Unsupported.
+        session.on_challenge(challenge(SHA)).unwrap();
+        session
+            .on_challenge(challenge(
+                "Digest realm=r, nonce=4, qop=auth, algorithm=SHA-256-sess",
+            ))
+            .unwrap();
+        assert!(matches!(
+            session.on_challenge(challenge("Digest realm=r, nonce=5, algorithm=SHA-512-256")),
+            Err(ChallengeRefused::Unsupported(_))
+        ));
+        // Forgetting the nonce keeps the guard; a reset (the registration changed) drops it.
+        session.forget();
+        assert!(session.on_challenge(challenge(MD5)).is_err());
+        session.reset();
+        assert_eq!(session.proven(), None);
+        session.on_challenge(challenge(MD5)).unwrap();
+    }
+
+    #[test]
+    fn only_an_answer_that_got_a_2xx_counts_as_success() {
+        let password = SecretString::from("pw");
+        let credentials = Credentials {
+            username: "u",
+            password: &password,
+        };
+        const SHA: &str = "Digest realm=r, nonce=1, qop=auth, algorithm=SHA-256";
+        let mut session = DigestSession::new();
+        // A 2xx to a request without credentials proves nothing.
+        session.on_success();
+        assert_eq!(session.proven(), None);
+        // An answer that drew another challenge (wrong password) proves nothing.
+        session.on_challenge(challenge(SHA)).unwrap();
+        session
+            .next_authorization(&credentials, "REGISTER", "sip:r")
+            .unwrap();
+        session.on_challenge(challenge(SHA)).unwrap();
+        session.on_success();
+        assert_eq!(session.proven(), None);
+        // An answer whose session was forgotten before its response proves nothing.
+        session
+            .next_authorization(&credentials, "REGISTER", "sip:r")
+            .unwrap();
+        session.forget();
+        session.on_success();
+        assert_eq!(session.proven(), None);
+        // One success is consumed: a later request without credentials adds nothing.
+        session.on_challenge(challenge(SHA)).unwrap();
+        session
+            .next_authorization(&credentials, "REGISTER", "sip:r")
+            .unwrap();
+        session.on_success();
+        assert_eq!(session.proven(), Some(Algorithm::Sha256));
+        session.reset();
+        session.on_success();
+        assert_eq!(session.proven(), None);
     }
 }

@@ -18,7 +18,7 @@ use trunkline_core::sip_uri::Host;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
-use crate::digest::{pick, Credentials, DigestSession};
+use crate::digest::{pick, ChallengeRefused, Credentials, DigestSession};
 use crate::message::{Register, Reply, PROXY_AUTHORIZATION};
 use crate::policy::{classify, Verdict, ATTEMPT_TIMEOUT};
 use crate::target::{to_rsip, Addressing, Target};
@@ -313,12 +313,13 @@ impl Exchange {
                     }
                 }
                 Verdict::Registered => {
+                    self.digest.on_success();
                     return Outcome::Registered {
                         granted: reply.granted_expires.unwrap_or(expires).max(1),
                         contact: contact.clone(),
                         code: reply.code,
                         phrase: reply.phrase,
-                    }
+                    };
                 }
                 Verdict::Challenge => {
                     let fresh = pick(&reply.challenges).cloned();
@@ -349,8 +350,24 @@ impl Exchange {
                         };
                     }
                     self.proxy_auth = reply.proxy_challenge;
-                    if self.digest.on_challenge(challenge).is_err() {
-                        return remote_failure(RegistrationState::FailedAuth, &reply);
+                    match self.digest.on_challenge(challenge) {
+                        Ok(()) => {}
+                        Err(ChallengeRefused::Downgrade { offered, proven }) => {
+                            return Outcome::Failed {
+                                state: RegistrationState::FailedAuth,
+                                code: Some(reply.code),
+                                phrase: Some(format!(
+                                    "{} (digest downgrade refused: {offered} offered after \
+                                     {proven} was accepted)",
+                                    reply.phrase
+                                )),
+                                failed_by: FailedBy::Remote,
+                                retry_after: None,
+                            };
+                        }
+                        Err(ChallengeRefused::Unsupported(_)) => {
+                            return remote_failure(RegistrationState::FailedAuth, &reply)
+                        }
                     }
                     answered_challenge = true;
                 }
