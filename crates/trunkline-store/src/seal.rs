@@ -2,6 +2,10 @@
 //! identity as associated data (a sealed value copied to another row does not open), and the
 //! key's id stored beside each ciphertext so the master key can rotate.
 //!
+//! A [`Sealer`] is a key ring: the current key seals, previous keys (`master_key_previous`)
+//! only open what they sealed before a rotation, and [`Sealer::reseal`] moves a value to the
+//! current key (what `trunkline rekey` does to every stored value, see `rekey`).
+//!
 //! Layout of a sealed value: `version (1 byte) | nonce (12) | ciphertext + tag`.
 
 use std::collections::HashMap;
@@ -89,6 +93,28 @@ impl Sealer {
         }
     }
 
+    /// The id of the key that seals ([`MasterKey::id`]).
+    pub fn current_key_id(&self) -> &str {
+        &self.current
+    }
+
+    /// Whether the ring holds the key with id `key_id`.
+    pub fn holds_key(&self, key_id: &str) -> bool {
+        self.keys.contains_key(key_id)
+    }
+
+    /// Whether `sealed` was sealed with the current key (nothing for `rekey` to do).
+    pub fn is_current(&self, sealed: &Sealed) -> bool {
+        sealed.key_id == self.current
+    }
+
+    /// Opens `sealed` with whichever key of the ring sealed it and seals the plaintext again
+    /// with the current key, in the same `context`. The plaintext lives only inside this call.
+    pub fn reseal(&self, sealed: &Sealed, context: &str) -> Result<Sealed, StoreError> {
+        let plaintext = self.open(sealed, context)?;
+        Ok(self.seal(&plaintext, context))
+    }
+
     pub fn seal(&self, plaintext: &SecretString, context: &str) -> Sealed {
         let cipher = &self.keys[&self.current];
         let mut nonce = [0u8; NONCE_LEN];
@@ -173,6 +199,63 @@ mod tests {
             rotated.seal(&SecretString::from("x"), "c").key_id,
             sealed.key_id
         );
+    }
+
+    #[test]
+    fn the_ring_opens_with_every_key_and_seals_only_with_the_current_one() {
+        let a = MasterKey::from_bytes([1; 32]);
+        let b = MasterKey::from_bytes([2; 32]);
+        let c = MasterKey::from_bytes([3; 32]);
+        let by_a = Sealer::new(&a, &[]).seal(&SecretString::from("pw-a"), "ctx");
+        let by_b = Sealer::new(&b, &[]).seal(&SecretString::from("pw-b"), "ctx");
+
+        let ring = Sealer::new(&c, &[MasterKey::from_bytes([1; 32]), b]);
+        assert_eq!(ring.current_key_id(), c.id());
+        assert_eq!(ring.open(&by_a, "ctx").unwrap().expose_secret(), "pw-a");
+        assert_eq!(ring.open(&by_b, "ctx").unwrap().expose_secret(), "pw-b");
+        assert!(!ring.is_current(&by_a) && !ring.is_current(&by_b));
+        let fresh = ring.seal(&SecretString::from("pw-c"), "ctx");
+        assert_eq!(fresh.key_id, c.id());
+        assert!(ring.is_current(&fresh));
+
+        // A key dropped from the ring no longer opens what it sealed, and the error says which
+        // key is missing (an id, never key material).
+        let err = Sealer::new(&c, &[]).open(&by_a, "ctx").unwrap_err();
+        assert!(err.to_string().contains(&a.id()), "{err}");
+        // Listing the current key among the previous ones changes nothing.
+        let doubled = Sealer::new(&c, &[MasterKey::from_bytes([3; 32])]);
+        assert_eq!(doubled.seal(&SecretString::from("x"), "ctx").key_id, c.id());
+    }
+
+    #[test]
+    fn reseal_moves_a_value_to_the_current_key_in_its_own_context() {
+        let old = MasterKey::from_bytes([4; 32]);
+        let new = MasterKey::from_bytes([5; 32]);
+        let sealed = Sealer::new(&old, &[]).seal(&SecretString::from("pw"), "trunks:MA_X:1");
+        let ring = Sealer::new(&new, &[MasterKey::from_bytes([4; 32])]);
+
+        let resealed = ring.reseal(&sealed, "trunks:MA_X:1").unwrap();
+        assert_eq!(resealed.key_id, new.id());
+        assert!(ring.is_current(&resealed));
+        assert_ne!(resealed.ciphertext, sealed.ciphertext);
+        // Only the new key is needed from now on; the old one cannot open the new value.
+        let new_only = Sealer::new(&MasterKey::from_bytes([5; 32]), &[]);
+        assert_eq!(
+            new_only
+                .open(&resealed, "trunks:MA_X:1")
+                .unwrap()
+                .expose_secret(),
+            "pw"
+        );
+        assert!(Sealer::new(&old, &[])
+            .open(&resealed, "trunks:MA_X:1")
+            .is_err());
+        // The row binding survives: the re-sealed value does not open as another row's, and a
+        // value cannot be re-sealed into another row's context.
+        assert!(new_only.open(&resealed, "trunks:MA_X:2").is_err());
+        assert!(ring.reseal(&sealed, "trunks:MA_X:2").is_err());
+        // A key the ring does not hold cannot re-seal.
+        assert!(new_only.reseal(&sealed, "trunks:MA_X:1").is_err());
     }
 
     #[test]

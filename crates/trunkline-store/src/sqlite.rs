@@ -60,9 +60,9 @@ pub enum OpenError {
 }
 
 pub struct SqlStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
-    sealer: Sealer,
+    pub(crate) reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) sealer: Sealer,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -85,6 +85,10 @@ impl SqlStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // Owner-only before SQLite opens it; its -wal/-shm files take its mode (file_mode).
+        if !url.contains(":memory:") && !url.contains("mode=memory") {
+            crate::file_mode::prepare_database_file(options.get_filename());
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -110,7 +114,7 @@ impl SqlStore {
         self.writer.close().await;
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 
@@ -140,7 +144,7 @@ impl SqlStore {
 }
 
 /// Associated data binding a sealed value to its row.
-fn seal_context(table: &str, tenant: &AccountId, id: Uuid) -> String {
+pub(crate) fn seal_context(table: &str, tenant: &AccountId, id: Uuid) -> String {
     format!("{table}:{tenant}:{id}")
 }
 
@@ -155,7 +159,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn db(err: sqlx::Error) -> StoreError {
+pub(crate) fn db(err: sqlx::Error) -> StoreError {
     StoreError::Database(err.to_string())
 }
 
