@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
                 ),
             )
         })
+        .layer(axum::middleware::from_fn(ops::detach_writes))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn(ops::measure))

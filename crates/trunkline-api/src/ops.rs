@@ -10,6 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use trunkline_core::service::NotReady;
+
 use crate::AppState;
 
 /// Histogram buckets for request latency, in seconds (100 µs … 2.5 s).
@@ -25,13 +27,19 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The database answers (and, once the SIP engine exists, its listeners are bound).
+/// The database answers and the SIP engine (when enabled) is up and ticking; a 503 says what
+/// is wrong.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.services.ready().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+            // The database error's own text stays in the log (it may name paths).
+            let body = match err {
+                NotReady::Database(_) => "database unavailable".to_owned(),
+                NotReady::Part(problem) => problem,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
         }
     }
 }
@@ -70,4 +78,26 @@ pub async fn measure(request: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!(LATENCY_METRIC, "route" => route).record(elapsed.as_secs_f64());
     response
+}
+
+/// Runs every request that may write (anything but GET, HEAD and OPTIONS) in a task of its
+/// own, awaited here: when a client hangs up, hyper drops this future, but the task goes on,
+/// so a write that has been committed always reaches its change event (the SIP engine learns
+/// of it) instead of stopping between the commit and the publish.
+pub async fn detach_writes(request: Request, next: Next) -> Response {
+    use axum::http::Method;
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(err) => {
+            // A panic in a handler: answer as a handler error would be answered.
+            tracing::error!(error = %err, "request task failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }

@@ -64,6 +64,17 @@ impl StatusBoard {
         self.get(id).or(stored)
     }
 
+    /// The live status the board holds for a registration: a restarted engine takes it over,
+    /// so what was last known stays shown instead of starting again from `pending`.
+    pub fn live(&self, id: Uuid) -> Option<Arc<LiveStatus>> {
+        self.read().get(&id).cloned()
+    }
+
+    /// Drops every entry `keep` refuses (a restarted engine's registrations deleted meanwhile).
+    pub fn retain(&self, mut keep: impl FnMut(Uuid) -> bool) {
+        self.write().retain(|id, _| keep(*id));
+    }
+
     /// The engine holds this registration from now on; its later changes show through.
     pub fn track(&self, id: Uuid, status: Arc<LiveStatus>) {
         self.write().insert(id, status);

@@ -140,6 +140,10 @@ pub struct OutboundRegistration {
     /// Digest username, when it differs from `aor_user`.
     pub auth_user: Option<String>,
     pub password: Option<SecretString>,
+    /// Why the stored row cannot be used as it is (a password sealed with a key that is not
+    /// configured, a value that does not parse): the engine shows it as a failed state
+    /// instead of registering, and the other registrations load as usual.
+    pub unusable: Option<String>,
     /// Bumps whenever any input of the registration changes (its rows' `updated_at`).
     pub version: Timestamp,
 }
@@ -155,6 +159,7 @@ impl std::fmt::Debug for OutboundRegistration {
             .field("send_to", &self.send_to)
             .field("transport", &self.transport)
             .field("auth_user", &self.auth_user)
+            .field("unusable", &self.unusable)
             .field("version", &self.version)
             .finish_non_exhaustive()
     }
@@ -318,14 +323,14 @@ impl RegistrationStatus {
         }
     }
 
-    /// True while a binding is live, including while it is being refreshed.
+    /// True while a binding is live: until its `expiresAt`, whether it is being refreshed or
+    /// a refresh has just failed (the registrar still holds it). Not once it is being removed.
     pub fn has_live_binding(&self, now: Timestamp) -> bool {
         match self.state {
-            RegistrationState::Registered => true,
-            RegistrationState::Registering | RegistrationState::Authenticating => {
-                self.expires_at.is_some_and(|expires| expires > now)
-            }
-            _ => false,
+            RegistrationState::Disabled
+            | RegistrationState::Pending
+            | RegistrationState::Unregistering => false,
+            _ => self.expires_at.is_some_and(|expires| expires > now),
         }
     }
 
@@ -390,8 +395,31 @@ mod tests {
         assert_eq!(ultravox_successful(Some(&refreshing), now), Some(true));
         let first_try = status(RegistrationState::Registering, None);
         assert_eq!(ultravox_successful(Some(&first_try), now), None);
-        let failed = status(RegistrationState::FailedAuth, Some(5_000));
+        let failed = status(RegistrationState::FailedAuth, None);
         assert_eq!(ultravox_successful(Some(&failed), now), Some(false));
+    }
+
+    #[test]
+    fn a_live_binding_wins_over_a_failed_refresh_until_it_expires() {
+        let failed_refresh = status(RegistrationState::FailedTimeout, Some(5_000));
+        let before = Timestamp::from_micros(1_000);
+        let after = Timestamp::from_micros(5_000);
+        assert_eq!(
+            ultravox_successful(Some(&failed_refresh), before),
+            Some(true)
+        );
+        assert_eq!(failed_refresh.coarse(before), CoarseState::Registered);
+        assert_eq!(
+            ultravox_successful(Some(&failed_refresh), after),
+            Some(false)
+        );
+        assert_eq!(failed_refresh.coarse(after), CoarseState::Failed);
+        let lapsed = status(RegistrationState::Registered, Some(5_000));
+        assert_eq!(
+            ultravox_successful(Some(&lapsed), after),
+            None,
+            "not claimed once expired"
+        );
     }
 
     #[test]

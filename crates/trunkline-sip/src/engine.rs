@@ -9,20 +9,25 @@
 //! through the [`StatusBoard`]; outcomes also go to the store through a batching writer
 //! ([`status::StatusWriter`]), routine refreshes through a sweep (see [`is_routine_refresh`]).
 //!
-//! Rules (see the issue and RFC 3261 §10.2): stable Call-ID and increasing CSeq per
-//! registration; refresh at a jittered 50–75 % of the granted expiry; 423 → retry with
-//! `Min-Expires`; 401/407 answered once per attempt; a fresh challenge to our answer (not
-//! `stale`) or a 403 → `failed_auth`, retried only after a change or `failed_auth_retry`;
-//! timeouts, transport errors, 408, 5xx, 6xx → exponential backoff with full jitter, honouring
-//! `Retry-After`; initial REGISTERs spread over a ramp of `ramp_per_sec`.
+//! Rules (see ARCHITECTURE.md and RFC 3261 §10.2): stable Call-ID and increasing CSeq per
+//! registration; refresh per [`policy::refresh_delay`] (late in the granted expiry, never
+//! sooner than `min_refresh`); every number a registrar sends bounded by [`policy::Bounds`];
+//! 423 → retry with `Min-Expires`; 401/407 answered once per attempt; a fresh challenge to our
+//! answer (not `stale`) or a 403 → `failed_auth`, retried only after a change or
+//! `failed_auth_retry`; timeouts, transport errors, 408, 5xx, 6xx → exponential backoff with
+//! full jitter, honouring `Retry-After` up to its cap; initial REGISTERs spread over a ramp of
+//! `ramp_per_sec`. The engine is supervised ([`Engine::start`]) and reconciled with the store
+//! every `reconcile_interval`.
 
 mod exchange;
 mod status;
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +35,10 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind};
+use trunkline_core::health::Heartbeat;
 use trunkline_core::live::{LiveStatus, StatusBoard};
 use trunkline_core::model::{
     FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
@@ -59,12 +66,16 @@ pub struct EngineSettings {
     pub backoff_cap: Duration,
     /// Expiry asked for in each REGISTER.
     pub requested_expires: u32,
+    /// What a registrar's numbers are held to.
+    pub bounds: policy::Bounds,
+    /// How often the slots are compared with the store (`outbound.reconcile_secs`).
+    pub reconcile_interval: Duration,
 }
 
 /// The running engine.
 pub struct Engine {
     sip: Arc<SipEndpoint>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     /// Fires when the SIP thread has finished (its runtime and every SIP task dropped).
     finished: oneshot::Receiver<()>,
 }
@@ -76,16 +87,23 @@ impl Engine {
     /// current-thread runtime): a REGISTER passes timer → exchange → transport → transaction →
     /// engine as task switches on that thread instead of cross-thread wake-ups, which were
     /// most of the engine's CPU on the multi-threaded runtime the HTTP API uses.
+    ///
+    /// The engine is supervised: a panic anywhere in it is logged with its cause, counted in
+    /// `trunkline_engine_restarts_total`, and the engine restarted from the store (its
+    /// registrations re-registered along the ramp) while the endpoint keeps running;
+    /// `heartbeat` is down meanwhile, and beaten every second while it runs.
     pub async fn start(
         settings: EngineSettings,
         store: Arc<dyn Store>,
         board: Arc<StatusBoard>,
         events: broadcast::Receiver<ChangeEvent>,
+        heartbeat: Arc<Heartbeat>,
     ) -> Result<Self, TransportError> {
         // Database work stays on the caller's runtime (see `Core::store_runtime`).
         let store_runtime = tokio::runtime::Handle::current();
         let (ready_tx, ready) = oneshot::channel();
-        let (stop, stopped) = oneshot::channel();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let (finished_tx, finished) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -105,6 +123,7 @@ impl Engine {
                     events,
                     ready_tx,
                     stopped,
+                    heartbeat,
                 ));
                 drop(runtime);
                 let _ = finished_tx.send(());
@@ -115,7 +134,7 @@ impl Engine {
         })??;
         Ok(Self {
             sip,
-            stop: Some(stop),
+            stop,
             finished,
         })
     }
@@ -126,11 +145,9 @@ impl Engine {
     }
 
     /// Stops: unregisters every live binding (if configured) within the deadline.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.finished).await;
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.finished.await;
     }
 }
 
@@ -142,15 +159,19 @@ struct Storage {
     runtime: tokio::runtime::Handle,
 }
 
-/// The SIP thread's whole life: bind, report the endpoint, run until told to stop.
+/// The SIP thread's whole life: bind, report the endpoint, run the engine until told to stop,
+/// restarting it after a panic.
 async fn run_engine(
     settings: EngineSettings,
     storage: Storage,
-    events: broadcast::Receiver<ChangeEvent>,
+    mut events: broadcast::Receiver<ChangeEvent>,
     ready: oneshot::Sender<Result<Arc<SipEndpoint>, TransportError>>,
-    stopped: oneshot::Receiver<()>,
+    stop: CancellationToken,
+    heartbeat: Arc<Heartbeat>,
 ) {
-    let (sip, closed) = match SipEndpoint::bind(&settings.transport).await {
+    use futures_util::FutureExt;
+
+    let (sip, mut closed) = match SipEndpoint::bind(&settings.transport).await {
         Ok((sip, closed)) => (Arc::new(sip), closed),
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -162,37 +183,123 @@ async fn run_engine(
         sip.shutdown();
         return;
     }
-    let (loads_tx, loads) = mpsc::unbounded_channel();
-    let Storage {
-        store,
-        board,
-        runtime: store_runtime,
-    } = storage;
-    let core = Core {
-        settings,
-        store: store.clone(),
-        status: StatusWriter::start(&store_runtime, store, board),
-        store_runtime,
-        sip: sip.clone(),
-        slots: HashMap::new(),
-        queue: DelayQueue::new(),
-        exchanges: FuturesUnordered::new(),
-        loads_tx,
-        reloading: HashMap::new(),
-        next_ticket: 0,
-        next_ramp_slot: Instant::now(),
-        started: Instant::now(),
-        metrics: ExchangeMetrics::new(),
-    };
-    core.run(events, loads, closed, stopped).await;
+    let restarts = metrics::counter!("trunkline_engine_restarts_total");
+    let suspects = Rc::new(Suspects::default());
+    let mut pause = RESTART_PAUSE_MIN;
+    loop {
+        let core = Core::new(settings.clone(), &storage, sip.clone(), suspects.clone());
+        let started = Instant::now();
+        let run = std::panic::AssertUnwindSafe(Core::run(
+            core,
+            &mut events,
+            &mut closed,
+            &stop,
+            &heartbeat,
+        ));
+        let Err(panic) = run.catch_unwind().await else {
+            break;
+        };
+        heartbeat.down();
+        restarts.increment(1);
+        tracing::error!(
+            cause = panic_message(panic.as_ref()),
+            "the registration engine panicked; restarting it from the store"
+        );
+        if let Some((id, hold)) = suspects.on_panic() {
+            tracing::warn!(%id, hold_secs = hold.as_secs(), "holding back the registration the engine was handling when it panicked");
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        // A panic that recurs at once (one registration's reply, say) is not retried in a
+        // tight loop: the pause doubles up to a limit, and starts over after a calm run.
+        if started.elapsed() > RESTART_CALM {
+            pause = RESTART_PAUSE_MIN;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.cancelled() => break,
+        }
+        pause = (pause * 2).min(RESTART_PAUSE_MAX);
+    }
+    heartbeat.down();
     sip.shutdown();
 }
+
+/// The text of a panic's payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
+/// Registrations the engine panicked while handling, held back by the engine's next runs so
+/// that one registration whose registrar's reply trips a bug cannot stop the engine for
+/// everyone over and over. Shared by the supervisor and each run of the engine (one thread).
+#[derive(Default)]
+struct Suspects {
+    /// The registration being handled right now: set around each step for one registration
+    /// (an exchange being polled, its outcome being applied, a REGISTER being started).
+    handling: Cell<Option<Uuid>>,
+    held: RefCell<HashMap<Uuid, Hold>>,
+}
+
+struct Hold {
+    until: Instant,
+    length: Duration,
+}
+
+/// How long a suspect is held back: doubling from the first to the last each time the engine
+/// panics on it again.
+const HOLD_FIRST: Duration = Duration::from_secs(60);
+const HOLD_LAST: Duration = Duration::from_secs(3600);
+
+impl Suspects {
+    /// The engine panicked: holds back the registration it was handling, if any.
+    fn on_panic(&self) -> Option<(Uuid, Duration)> {
+        let id = self.handling.take()?;
+        let mut held = self.held.borrow_mut();
+        let length = held
+            .get(&id)
+            .map_or(HOLD_FIRST, |hold| (hold.length * 2).min(HOLD_LAST));
+        held.insert(
+            id,
+            Hold {
+                until: Instant::now() + length,
+                length,
+            },
+        );
+        Some((id, length))
+    }
+
+    /// Until when a registration is held back, if it is.
+    fn held_until(&self, id: Uuid) -> Option<Instant> {
+        let held = self.held.borrow();
+        held.get(&id)
+            .map(|hold| hold.until)
+            .filter(|until| *until > Instant::now())
+    }
+}
+
+/// Pause before restarting a panicked engine: doubling from the first to the last, back to
+/// the first after a run longer than [`RESTART_CALM`].
+const RESTART_PAUSE_MIN: Duration = Duration::from_secs(1);
+const RESTART_PAUSE_MAX: Duration = Duration::from_secs(30);
+const RESTART_CALM: Duration = Duration::from_secs(60);
+
+/// How often the engine's loop beats its heartbeat (readiness fails after a few silent
+/// seconds; see `trunkline_core::health`).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One registration's state.
 struct Slot {
     /// Shared with the binding made from it (no copy per binding).
     registration: Arc<OutboundRegistration>,
-    addressing: Result<Arc<Addressing>, String>,
+    /// Where to register, or why the registration cannot be: the failed state to show and
+    /// its phrase ([`addressing_of`]).
+    addressing: Result<Arc<Addressing>, (RegistrationState, String)>,
     /// Shared with each exchange (no copy per REGISTER).
     call_id: Arc<str>,
     from_tag: Arc<str>,
@@ -278,6 +385,8 @@ enum Load {
     },
     /// Every registration (the start-up load, retried after a failure).
     All(Vec<OutboundRegistration>),
+    /// Every registration, read for a periodic reconcile (`None`: the read failed).
+    Reconcile(Option<Vec<OutboundRegistration>>),
 }
 
 struct Core {
@@ -296,12 +405,16 @@ struct Core {
     /// The latest reload ticket per registration with a reload under way.
     reloading: HashMap<Uuid, u64>,
     next_ticket: u64,
+    /// While a reconcile's read is under way: the registrations changed since it began, which
+    /// it leaves alone (the change events have the newer word on them).
+    changed_since_reconcile: Option<HashSet<Uuid>>,
     status: StatusWriter,
     /// Earliest start for the next initial REGISTER (the ramp).
     next_ramp_slot: Instant,
     /// The origin of the timer grid.
     started: Instant,
     metrics: ExchangeMetrics,
+    suspects: Rc<Suspects>,
 }
 
 /// Handles to the per-REGISTER metrics, looked up once rather than per REGISTER.
@@ -328,51 +441,97 @@ impl ExchangeMetrics {
 }
 
 impl Core {
+    /// A fresh engine over `storage` (at start, and after a panic); what it receives from
+    /// background store reads comes through the returned channel.
+    fn new(
+        settings: EngineSettings,
+        storage: &Storage,
+        sip: Arc<SipEndpoint>,
+        suspects: Rc<Suspects>,
+    ) -> (Self, mpsc::UnboundedReceiver<Load>) {
+        let (loads_tx, loads) = mpsc::unbounded_channel();
+        let core = Core {
+            settings,
+            store: storage.store.clone(),
+            status: StatusWriter::start(
+                &storage.runtime,
+                storage.store.clone(),
+                storage.board.clone(),
+            ),
+            store_runtime: storage.runtime.clone(),
+            sip,
+            slots: HashMap::new(),
+            queue: DelayQueue::new(),
+            exchanges: FuturesUnordered::new(),
+            loads_tx,
+            reloading: HashMap::new(),
+            next_ticket: 0,
+            changed_since_reconcile: None,
+            next_ramp_slot: Instant::now(),
+            started: Instant::now(),
+            metrics: ExchangeMetrics::new(),
+            suspects,
+        };
+        (core, loads)
+    }
+
+    /// Runs until `stop`, then unregisters and flushes ([`Core::shutdown`]).
     async fn run(
-        mut self,
-        mut events: broadcast::Receiver<ChangeEvent>,
-        mut loads: mpsc::UnboundedReceiver<Load>,
-        mut closed: mpsc::UnboundedReceiver<SocketAddr>,
-        mut stopped: oneshot::Receiver<()>,
+        (mut core, mut loads): (Self, mpsc::UnboundedReceiver<Load>),
+        events: &mut broadcast::Receiver<ChangeEvent>,
+        closed: &mut mpsc::UnboundedReceiver<SocketAddr>,
+        stop: &CancellationToken,
+        heartbeat: &Heartbeat,
     ) {
-        self.load_all().await;
+        heartbeat.beat();
+        core.load_all().await;
+        core.status
+            .retain_tracked(|id| core.slots.contains_key(&id));
         let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut save_live = tokio::time::interval(SAVE_LIVE_INTERVAL);
         save_live.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reconcile_every = core.settings.reconcile_interval.max(Duration::from_secs(1));
+        let mut reconcile =
+            tokio::time::interval_at(Instant::now() + reconcile_every, reconcile_every);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_slice = 0;
         loop {
             tokio::select! {
+                _ = beat.tick() => heartbeat.beat(),
                 _ = save_live.tick() => {
-                    self.save_live_changes(Some(next_slice));
+                    core.save_live_changes(Some(next_slice));
                     next_slice = (next_slice + 1) % SAVE_LIVE_SLICES;
                 }
-                Some(remote) = closed.recv() => self.connection_closed(remote),
-                _ = keepalive.tick() => self.send_keepalives(),
-                _ = housekeeping.tick() => self.housekeeping(),
-                Some(expired) = std::future::poll_fn(|cx| self.queue.poll_expired(cx)), if !self.queue.is_empty() => {
+                Some(remote) = closed.recv() => core.connection_closed(remote),
+                _ = keepalive.tick() => core.send_keepalives(),
+                _ = housekeeping.tick() => core.housekeeping(),
+                _ = reconcile.tick() => core.start_reconcile(),
+                Some(expired) = std::future::poll_fn(|cx| core.queue.poll_expired(cx)), if !core.queue.is_empty() => {
                     let id = expired.into_inner();
-                    if let Some(slot) = self.slots.get_mut(&id) {
+                    if let Some(slot) = core.slots.get_mut(&id) {
                         slot.timer = None;
                     }
-                    self.start_exchange(id, false);
+                    core.start_exchange(id, false);
                 }
-                Some(result) = self.exchanges.next(), if !self.exchanges.is_empty() => self.finish_exchange(result),
-                Some(load) = loads.recv() => self.on_load(load),
+                Some(result) = core.exchanges.next(), if !core.exchanges.is_empty() => core.finish_exchange(result),
+                Some(load) = loads.recv() => core.on_load(load),
                 event = events.recv() => match event {
-                    Ok(event) => self.on_change(event),
+                    Ok(event) => core.on_change(event),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "engine missed change events; reloading everything");
-                        self.load_all().await;
+                        core.load_all().await;
                     }
                     Err(broadcast::error::RecvError::Closed) => {}
                 },
-                _ = &mut stopped => break,
+                _ = stop.cancelled() => break,
             }
         }
-        self.shutdown().await;
+        core.shutdown().await;
     }
 
     /// Loads every registration (start, or after missed events).
@@ -449,20 +608,84 @@ impl Core {
                 }
             }
             Load::All(registrations) => self.adopt_all(registrations),
+            Load::Reconcile(registrations) => self.reconcile(registrations),
+        }
+    }
+
+    /// Reads every registration in the background to compare with the slots
+    /// ([`Core::reconcile`]): the safety net under change events that never came.
+    fn start_reconcile(&mut self) {
+        if self.changed_since_reconcile.is_some() {
+            return; // the last one is still reading
+        }
+        self.changed_since_reconcile = Some(HashSet::new());
+        let store = self.store.clone();
+        let loads = self.loads_tx.clone();
+        self.store_runtime.spawn(async move {
+            match store.outbound_registrations().await {
+                Ok(all) => {
+                    let _ = loads.send(Load::Reconcile(Some(all)));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read registrations to reconcile");
+                    let _ = loads.send(Load::Reconcile(None));
+                }
+            }
+        });
+    }
+
+    /// Makes the slots match the store where they drifted (a registration missing, one that
+    /// should be gone, one older than its row), except those changed while the read was under
+    /// way; each fix is counted in `trunkline_engine_reconcile_fixes_total`.
+    fn reconcile(&mut self, registrations: Option<Vec<OutboundRegistration>>) {
+        let (Some(changed), Some(registrations)) =
+            (self.changed_since_reconcile.take(), registrations)
+        else {
+            return;
+        };
+        let present: HashSet<Uuid> = registrations.iter().map(|r| r.id).collect();
+        let mut fixes: Vec<(Uuid, &'static str)> = self
+            .slots
+            .keys()
+            .filter(|id| !present.contains(id) && !changed.contains(id))
+            .map(|id| (*id, "vanished"))
+            .collect();
+        for (id, _) in &fixes {
+            self.remove(*id);
+        }
+        for registration in registrations {
+            let id = registration.id;
+            if changed.contains(&id) || self.reloading.contains_key(&id) {
+                continue;
+            }
+            let drift = match self.slots.get(&id) {
+                None => "missing",
+                Some(slot) if slot.registration.version < registration.version => "stale",
+                Some(_) => continue,
+            };
+            fixes.push((id, drift));
+            self.apply(registration);
+        }
+        for (id, drift) in fixes {
+            tracing::warn!(%id, drift, "engine drifted from the store; fixed by the reconcile");
+            metrics::counter!("trunkline_engine_reconcile_fixes_total", "drift" => drift)
+                .increment(1);
         }
     }
 
     fn insert(&mut self, registration: OutboundRegistration) {
         let id = registration.id;
         let slot = Slot {
-            addressing: Addressing::of(&registration)
-                .map(Arc::new)
-                .map_err(|e| e.to_string()),
+            addressing: addressing_of(&registration),
             call_id: format!("{}@trunkline", Uuid::new_v4().simple()).into(),
             from_tag: Uuid::new_v4().simple().to_string()[..12].into(),
             cseq: 0,
             digest: Some(DigestSession::new()),
-            status: LiveStatus::new(RegistrationStatus::pending(Timestamp::now())),
+            // After a restart, what was last known stays shown until the new outcome.
+            status: self
+                .status
+                .tracked(id)
+                .unwrap_or_else(|| LiveStatus::new(RegistrationStatus::pending(Timestamp::now()))),
             own_contact: None,
             bound: None,
             timer: None,
@@ -488,7 +711,10 @@ impl Core {
         at
     }
 
+    /// Sets a registration's timer; never further out than [`policy::MAX_TIMER`], whatever
+    /// the caller computed (the timer queue panics on deadlines about two years out).
     fn schedule_at(&mut self, id: Uuid, at: Instant) {
+        let at = at.min(Instant::now() + policy::MAX_TIMER);
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
@@ -508,6 +734,9 @@ impl Core {
     }
 
     fn on_change(&mut self, event: ChangeEvent) {
+        if let Some(changed) = self.changed_since_reconcile.as_mut() {
+            changed.insert(event.id);
+        }
         match (event.kind, event.op) {
             (EntityKind::Registration | EntityKind::PhoneNumber, ChangeOp::Deleted) => {
                 self.remove(event.id);
@@ -566,19 +795,26 @@ impl Core {
         if registration.version <= slot.registration.version {
             return;
         }
-        let addressing = Addressing::of(&registration).map_err(|e| e.to_string());
+        let addressing = addressing_of(&registration);
         let credentials_changed = slot.registration.auth_user != registration.auth_user
             || slot.registration.aor_user != registration.aor_user;
         slot.registration = Arc::new(registration);
-        slot.addressing = addressing.map(Arc::new);
+        slot.addressing = addressing;
         slot.own_contact = None;
         if credentials_changed {
             if let Some(digest) = slot.digest.as_mut() {
                 digest.forget();
             }
         }
-        // The failure count belongs to the old values.
-        slot.status.lock().consecutive_failures = 0;
+        // The failure belongs to the old values: the new ones are being tried.
+        {
+            let mut status = slot.status.lock();
+            status.consecutive_failures = 0;
+            if status.state.is_failed() {
+                status.state = RegistrationState::Registering;
+                status.updated_at = Timestamp::now();
+            }
+        }
         if slot.in_flight {
             slot.after_flight = AfterFlight::Refresh;
             return;
@@ -679,6 +915,27 @@ impl Core {
 
     /// Starts a REGISTER (or an unregister, `Expires: 0`) for a registration.
     fn start_exchange(&mut self, id: Uuid, unregister: bool) {
+        let outer = self.suspects.handling.replace(Some(id));
+        self.start_exchange_for(id, unregister);
+        self.suspects.handling.set(outer);
+    }
+
+    fn start_exchange_for(&mut self, id: Uuid, unregister: bool) {
+        if !unregister {
+            if let Some(until) = self.suspects.held_until(id) {
+                let hold = until.saturating_duration_since(Instant::now());
+                self.fail_without_exchange(
+                    id,
+                    RegistrationState::FailedRegistrar,
+                    format!(
+                        "held back for {} s: the engine failed while handling this registration",
+                        hold.as_secs()
+                    ),
+                    Some(hold),
+                );
+                return;
+            }
+        }
         let requested_expires = self.settings.requested_expires;
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
@@ -698,9 +955,9 @@ impl Core {
         } else {
             match &slot.addressing {
                 Ok(addressing) => (addressing.clone(), None, slot.registration.clone()),
-                Err(problem) => {
-                    let problem = problem.clone();
-                    self.fail_without_exchange(id, RegistrationState::FailedTransport, problem);
+                Err((state, problem)) => {
+                    let (state, problem) = (*state, problem.clone());
+                    self.fail_without_exchange(id, state, problem, None);
                     return;
                 }
             }
@@ -712,11 +969,14 @@ impl Core {
             .is_some_and(|b| b.expires_at > Instant::now());
         if !live && !unregister {
             // Transient (one round trip): shown live, left to the outcome or the next sweep
-            // for the table, which saves a row write per registration in a start-up wave.
+            // for the table, which saves a row write per registration in a start-up wave. A
+            // retry after a failure keeps showing the failure until it succeeds.
             let mut status = slot.status.lock();
-            status.state = RegistrationState::Registering;
-            status.updated_at = Timestamp::now();
-            slot.unsaved = true;
+            if !status.state.is_failed() {
+                status.state = RegistrationState::Registering;
+                status.updated_at = Timestamp::now();
+                slot.unsaved = true;
+            }
         }
         slot.in_flight = true;
         let exchange = Exchange {
@@ -732,17 +992,39 @@ impl Core {
             cseq: slot.cseq,
             digest: slot.digest.take().unwrap_or_default(),
             expires: if unregister { 0 } else { requested_expires },
+            bounds: self.settings.bounds,
             proxy_auth: slot.proxy_auth,
         };
-        self.exchanges.push(Box::pin(exchange.run()));
+        // Polled with this registration named as the one being handled (see [`Suspects`]).
+        let suspects = self.suspects.clone();
+        let mut run = Box::pin(exchange.run());
+        self.exchanges
+            .push(Box::pin(std::future::poll_fn(move |cx| {
+                suspects.handling.set(Some(id));
+                let poll = run.as_mut().poll(cx);
+                suspects.handling.set(None);
+                poll
+            })));
     }
 
+    /// Applies an exchange's outcome (with its registration named as the one being handled;
+    /// see [`Suspects`]).
     fn finish_exchange(&mut self, result: ExchangeResult) {
+        let outer = self.suspects.handling.replace(Some(result.id));
+        self.apply_outcome(result);
+        self.suspects.handling.set(outer);
+    }
+
+    fn apply_outcome(&mut self, result: ExchangeResult) {
         let id = result.id;
-        let (failed_auth_retry, backoff_base, backoff_cap) = (
+        if let Some(phrase) = result.rounds.last().and_then(|r| r.phrase.as_deref()) {
+            trunkline_core::fault::panic_on_phrase(phrase);
+        }
+        let (failed_auth_retry, backoff_base, backoff_cap, bounds) = (
             self.settings.failed_auth_retry,
             self.settings.backoff_base,
             self.settings.backoff_cap,
+            self.settings.bounds,
         );
         self.metrics.response(result.last_code()).increment(1);
         self.metrics.duration.record(result.elapsed.as_secs_f64());
@@ -807,7 +1089,7 @@ impl Core {
                     transport: result.transport,
                     made_with,
                 });
-                let delay = policy::refresh_delay(granted, &mut rng);
+                let delay = policy::refresh_delay(granted, &bounds, &mut rng);
                 status.state = RegistrationState::Registered;
                 status.last_code = Some(code);
                 set_phrase(&mut status.last_phrase, Some(phrase));
@@ -848,7 +1130,7 @@ impl Core {
                         backoff_cap,
                         &mut rng,
                     );
-                    backoff.max(Duration::from_secs(u64::from(retry_after.unwrap_or(0))))
+                    policy::retry_delay(backoff, retry_after, &bounds)
                 };
                 Some(delay)
             }
@@ -879,7 +1161,7 @@ impl Core {
             return;
         }
         if let Some(delay) = next {
-            let at = on_grid(self.started, now + delay);
+            let at = on_grid(self.started, now + delay.min(policy::MAX_TIMER));
             let delay = at - now;
             slot.status.lock().next_attempt_at = Some(Timestamp::from_micros(
                 now_ts.micros() + delay.as_micros() as i64,
@@ -913,27 +1195,36 @@ impl Core {
         self.status.forget(id);
     }
 
-    /// A registration that cannot even be addressed: report it and retry on the backoff.
-    fn fail_without_exchange(&mut self, id: Uuid, state: RegistrationState, problem: String) {
+    /// A registration that cannot even be addressed (or is held back): report it and retry
+    /// after `hold`, else on the backoff.
+    fn fail_without_exchange(
+        &mut self,
+        id: Uuid,
+        state: RegistrationState,
+        problem: String,
+        hold: Option<Duration>,
+    ) {
         let settings = self.settings.clone();
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
-        tracing::warn!(%id, %problem, "registration cannot be addressed");
+        tracing::warn!(%id, %problem, "registration not attempted");
         let mut status = slot.status.lock();
         status.state = state;
         status.failed_by = Some(FailedBy::Local);
         status.last_code = None;
-        status.last_phrase = Some(problem);
+        set_phrase(&mut status.last_phrase, Some(problem));
         status.consecutive_failures = status.consecutive_failures.saturating_add(1);
-        let delay = policy::backoff(
-            status.consecutive_failures,
-            settings.backoff_base,
-            settings.backoff_cap,
-            &mut rand::thread_rng(),
-        );
+        let delay = hold.unwrap_or_else(|| {
+            policy::backoff(
+                status.consecutive_failures,
+                settings.backoff_base,
+                settings.backoff_cap,
+                &mut rand::thread_rng(),
+            )
+        });
         let now = Instant::now();
-        let at = on_grid(self.started, now + delay);
+        let at = on_grid(self.started, now + delay.min(policy::MAX_TIMER));
         let delay = at - now;
         let now_ts = Timestamp::now();
         status.updated_at = now_ts;
@@ -968,15 +1259,33 @@ impl Core {
                 self.start_exchange(id, true);
             }
             // Exchanges that were in flight finish first; a binding one of them made (or
-            // refreshed) is unregistered too.
-            let deadline = tokio::time::sleep(self.settings.shutdown_deadline);
+            // refreshed) is unregistered too. An unregister answered with a 5xx is tried
+            // again after its Retry-After (else a second) while the deadline allows.
+            let deadline_at = Instant::now() + self.settings.shutdown_deadline;
+            let deadline = tokio::time::sleep_until(deadline_at);
             tokio::pin!(deadline);
-            while !self.exchanges.is_empty() {
+            let mut retries = FuturesUnordered::new();
+            while !self.exchanges.is_empty() || !retries.is_empty() {
                 tokio::select! {
-                    Some(result) = self.exchanges.next() => {
+                    Some(id) = retries.next(), if !retries.is_empty() => self.start_exchange(id, true),
+                    Some(result) = self.exchanges.next(), if !self.exchanges.is_empty() => {
                         if result.was_unregister {
-                            if let Some(slot) = self.slots.get_mut(&result.id) {
+                            let id = result.id;
+                            let retry = unregister_retry(&result.outcome, &self.settings.bounds)
+                                .filter(|delay| Instant::now() + *delay < deadline_at);
+                            if let Some(slot) = self.slots.get_mut(&id) {
                                 slot.in_flight = false;
+                                // The next request on this Call-ID must carry a higher CSeq.
+                                slot.cseq = result.cseq;
+                                slot.digest = Some(result.digest);
+                                slot.proxy_auth = result.proxy_auth;
+                            }
+                            if let Some(delay) = retry {
+                                tracing::info!(%id, delay_ms = delay.as_millis() as u64, "unregister refused for now; trying again");
+                                retries.push(async move {
+                                    tokio::time::sleep(delay).await;
+                                    id
+                                });
                             }
                             continue;
                         }
@@ -998,6 +1307,25 @@ impl Core {
         }
         self.save_live_changes(None);
         self.status.close().await;
+    }
+}
+
+/// How long to wait before trying an unregister again: after a `5xx` (the registrar is
+/// overloaded or restarting), its `Retry-After` (capped), else a second; nothing else is
+/// retried at shutdown.
+fn unregister_retry(outcome: &Outcome, bounds: &policy::Bounds) -> Option<Duration> {
+    match outcome {
+        Outcome::Failed {
+            code: Some(500..=599),
+            failed_by: FailedBy::Remote,
+            retry_after,
+            ..
+        } => Some(policy::retry_delay(
+            Duration::from_secs(1),
+            *retry_after,
+            bounds,
+        )),
+        _ => None,
     }
 }
 
@@ -1026,12 +1354,23 @@ fn save_slice(id: Uuid) -> u128 {
     ((id.as_u128() >> 64) * SAVE_LIVE_SLICES) >> 64
 }
 
-/// Replaces a status phrase only when it differs (the usual refresh keeps the string it has).
+/// Replaces a status phrase only when it differs (the usual refresh keeps the string it has),
+/// cut to [`MAX_STATUS_PHRASE_CHARS`] (the registrar's own phrase is already cut to 128; this
+/// bounds our additions around it).
 fn set_phrase(current: &mut Option<String>, new: Option<String>) {
+    let new = new.map(|phrase| {
+        match crate::message::truncate_chars(&phrase, MAX_STATUS_PHRASE_CHARS).len() {
+            len if len < phrase.len() => phrase[..len].to_owned(),
+            _ => phrase,
+        }
+    });
     if *current != new {
         *current = new;
     }
 }
+
+/// Longest status phrase kept, in characters.
+const MAX_STATUS_PHRASE_CHARS: usize = 256;
 
 /// Rounds a refresh or retry time up to the next [`TIMER_GRID`] step after `origin`, so that
 /// the REGISTERs due within one step go out on one wake-up of the engine's thread.
@@ -1040,6 +1379,20 @@ fn on_grid(origin: Instant, at: Instant) -> Instant {
     let offset = at.saturating_duration_since(origin).as_micros();
     let steps = offset.div_ceil(grid);
     origin + Duration::from_micros(u64::try_from(steps * grid).unwrap_or(u64::MAX))
+}
+
+/// Where a registration registers, or why it cannot: a stored row that cannot be used
+/// (`failed_auth`: its password cannot be opened; the phrase says why), or values that do not
+/// make a SIP address (`failed_transport`).
+fn addressing_of(
+    registration: &OutboundRegistration,
+) -> Result<Arc<Addressing>, (RegistrationState, String)> {
+    if let Some(problem) = &registration.unusable {
+        return Err((RegistrationState::FailedAuth, problem.clone()));
+    }
+    Addressing::of(registration)
+        .map(Arc::new)
+        .map_err(|err| (RegistrationState::FailedTransport, err.to_string()))
 }
 
 /// Whether two addressings name the same binding (same AOR at the same registrar, reached the
@@ -1094,5 +1447,21 @@ mod tests {
         }
         // Times before the origin (cannot happen in the engine) stay usable.
         assert_eq!(on_grid(origin + TIMER_GRID, origin), origin + TIMER_GRID);
+    }
+
+    #[test]
+    fn a_suspect_is_held_back_longer_each_time_the_engine_panics_on_it() {
+        let suspects = Suspects::default();
+        assert_eq!(suspects.on_panic(), None, "nothing was being handled");
+        let id = Uuid::new_v4();
+        for expected in [60, 120, 240, 480, 960, 1920, 3600, 3600] {
+            suspects.handling.set(Some(id));
+            assert_eq!(
+                suspects.on_panic(),
+                Some((id, Duration::from_secs(expected)))
+            );
+            assert!(suspects.held_until(id).is_some());
+        }
+        assert_eq!(suspects.held_until(Uuid::new_v4()), None);
     }
 }

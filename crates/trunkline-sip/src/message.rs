@@ -103,10 +103,7 @@ impl Reply {
     /// Reads a response to a REGISTER whose Contact URI was `our_contact`.
     pub fn read(response: &Response, our_contact: &str) -> Self {
         let code = response.status_code.code();
-        let phrase = response
-            .wire_reason
-            .clone()
-            .unwrap_or_else(|| response.status_code.text().to_owned());
+        let phrase = reason_phrase(response);
         let mut reply = Reply {
             code,
             phrase,
@@ -144,14 +141,41 @@ impl Reply {
     }
 }
 
+/// Longest reason phrase kept from a response, in characters: a registrar's phrase is
+/// attacker input that reaches the status, the history and the API.
+pub const MAX_PHRASE_CHARS: usize = 128;
+
+/// A response's reason phrase as sent (else the standard one for its code), cut to
+/// [`MAX_PHRASE_CHARS`] on a character boundary.
+pub fn reason_phrase(response: &Response) -> String {
+    match &response.wire_reason {
+        Some(phrase) => truncate_chars(phrase, MAX_PHRASE_CHARS).to_owned(),
+        None => response.status_code.text().to_owned(),
+    }
+}
+
+/// The first `max` characters of `text`.
+pub fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// `60`, `60;duration=…`, `120 (comment)` → the leading integer.
+/// A number too large for `u32` saturates (a registrar's `Expires: 99999999999` is "very
+/// long", bounded later by policy), so no header value is lost to an overflow.
 fn leading_number(value: &str) -> Option<u32> {
-    let digits: String = value
-        .trim()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+    let digits = value.trim_start();
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return None;
+    }
+    Some(digits[..end].bytes().fold(0u32, |n, d| {
+        n.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+    }))
 }
 
 /// The `expires` parameter of the contact in `header` (possibly several, comma-separated) whose
@@ -287,5 +311,27 @@ mod tests {
             (Some(600), Some(30))
         );
         assert_eq!(reply.granted_expires, None);
+    }
+
+    #[test]
+    fn hostile_numbers_saturate_and_long_phrases_are_cut_on_a_character_boundary() {
+        let phrase = "é".repeat(300);
+        let r = response(&format!(
+            "SIP/2.0 503 {phrase}\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\n\
+             From: <sip:a@x>;tag=1\nTo: <sip:a@x>;tag=2\nCall-ID: c\nCSeq: 1 REGISTER\n\
+             Retry-After: 99999999999999999999\nExpires: 4294967296\nMin-Expires: 4294967295\n\
+             Content-Length: 0\n\n"
+        ));
+        let reply = Reply::read(&r, "sip:alice@h");
+        assert_eq!(reply.phrase.chars().count(), MAX_PHRASE_CHARS);
+        assert!(reply.phrase.chars().all(|c| c == 'é'));
+        assert_eq!(reply.retry_after, Some(u32::MAX));
+        assert_eq!(reply.granted_expires, Some(u32::MAX));
+        assert_eq!(reply.min_expires, Some(u32::MAX));
+        assert_eq!(leading_number("  42;x"), Some(42));
+        assert_eq!(leading_number("x42"), None);
+        assert_eq!(leading_number(""), None);
+        assert_eq!(truncate_chars("abc", 5), "abc");
     }
 }

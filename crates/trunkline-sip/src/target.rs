@@ -164,6 +164,7 @@ mod tests {
             transport,
             auth_user: None,
             password: None,
+            unusable: None,
             version: Timestamp::from_micros(0),
         }
     }

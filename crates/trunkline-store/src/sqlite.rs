@@ -143,6 +143,19 @@ impl SqlStore {
     }
 }
 
+/// A row's password, or why it cannot be opened (said in the registration's status).
+fn usable(
+    opened: Result<Option<SecretString>, StoreError>,
+) -> (Option<SecretString>, Option<String>) {
+    match opened {
+        Ok(password) => (password, None),
+        Err(err) => (
+            None,
+            Some(format!("cannot open the stored password: {err}")),
+        ),
+    }
+}
+
 /// Associated data binding a sealed value to its row.
 pub(crate) fn seal_context(table: &str, tenant: &AccountId, id: Uuid) -> String {
     format!("{table}:{tenant}:{id}")
@@ -542,13 +555,13 @@ impl SqlStore {
     ) -> Result<OutboundRegistration, StoreError> {
         let id = parse_uuid(&row.id)?;
         let tenant = parse_tenant(&row.tenant_id)?;
-        let password = self.open_sealed(
+        let (password, unusable) = usable(self.open_sealed(
             "registrations",
             &tenant,
             id,
             Some(row.password_sealed),
             Some(row.password_key_id),
-        )?;
+        ));
         Ok(OutboundRegistration {
             id,
             tenant,
@@ -559,6 +572,7 @@ impl SqlStore {
             transport: None,
             auth_user: row.auth_user,
             password,
+            unusable,
             version: Timestamp::from_micros(row.updated_at),
         })
     }
@@ -570,13 +584,22 @@ impl SqlStore {
         let id = parse_uuid(&row.id)?;
         let tenant = parse_tenant(&row.tenant_id)?;
         let trunk = parse_uuid(&row.trunk_id)?;
-        let password = self.open_sealed(
+        let (password, mut unusable) = usable(self.open_sealed(
             "trunks",
             &tenant,
             trunk,
             row.password_sealed,
             row.password_key_id,
-        )?;
+        ));
+        let transport = Transport::parse(&row.transport);
+        if transport.is_none() {
+            unusable.get_or_insert_with(|| {
+                format!(
+                    "the trunk's transport {:?} is not one of udp, tcp, tls",
+                    row.transport
+                )
+            });
+        }
         Ok(OutboundRegistration {
             id,
             tenant,
@@ -584,9 +607,10 @@ impl SqlStore {
             aor_user: row.phone_number,
             registrar: row.domain.unwrap_or_else(|| row.server.clone()),
             send_to: Some(row.server),
-            transport: Some(Transport::parse(&row.transport).ok_or_else(|| corrupt("transport"))?),
+            transport,
             auth_user: row.auth_user,
             password,
+            unusable,
             version: Timestamp::from_micros(row.updated_at.max(row.trunk_updated_at)),
         })
     }
@@ -1407,12 +1431,23 @@ impl Store for SqlStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;
+        // A row that cannot even be identified is skipped (logged), never the whole load.
         let mut all = Vec::with_capacity(ultravox.len() + numbers.len());
-        for row in ultravox {
-            all.push(self.outbound_from_ultravox(row)?);
-        }
-        for row in numbers {
-            all.push(self.outbound_from_number(row)?);
+        let loaded = ultravox
+            .into_iter()
+            .map(|row| self.outbound_from_ultravox(row))
+            .chain(
+                numbers
+                    .into_iter()
+                    .map(|row| self.outbound_from_number(row)),
+            );
+        for registration in loaded {
+            match registration {
+                Ok(registration) => all.push(registration),
+                Err(err) => {
+                    tracing::error!(error = %err, "skipping an unreadable registration row")
+                }
+            }
         }
         Ok(all)
     }

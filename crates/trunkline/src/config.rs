@@ -20,6 +20,7 @@ const TOP_LEVEL: &[&str] = &[
     "database_url",
     "public_url",
     "master_key",
+    "master_key_previous",
     "admin_token",
     "log",
     "node_id",
@@ -34,6 +35,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Base64 of 32 bytes; else the key file `{data_dir}/master.key`.
     pub master_key: Option<SecretString>,
+    /// Earlier master keys (base64 of 32 bytes each, comma-separated): they still open what
+    /// they sealed, never seal; `trunkline rekey` re-seals everything with the current key.
+    pub master_key_previous: Option<SecretString>,
     pub admin_token: Option<SecretString>,
     pub log: String,
     pub node_id: Option<String>,
@@ -53,6 +57,7 @@ impl Default for Config {
             database_url: None,
             public_url: None,
             master_key: None,
+            master_key_previous: None,
             admin_token: None,
             log: "info".to_owned(),
             node_id: None,
@@ -140,6 +145,14 @@ pub struct OutboundConfig {
     pub backoff_cap_secs: u64,
     /// Expiry asked for in each REGISTER (the registrar may grant less).
     pub expires_secs: u32,
+    /// Never refresh sooner than this after the previous REGISTER, whatever was granted.
+    pub min_refresh_secs: u64,
+    /// A registrar's `Retry-After` is honoured up to this.
+    pub retry_after_cap_secs: u64,
+    /// A `Min-Expires` above this is a failure, not a registration that long.
+    pub max_expires_secs: u32,
+    /// How often the engine compares its registrations with the store.
+    pub reconcile_secs: u64,
 }
 
 impl Default for OutboundConfig {
@@ -153,6 +166,10 @@ impl Default for OutboundConfig {
             backoff_base_secs: 2,
             backoff_cap_secs: 300,
             expires_secs: 3600,
+            min_refresh_secs: 30,
+            retry_after_cap_secs: 3600,
+            max_expires_secs: 86_400,
+            reconcile_secs: 60,
         }
     }
 }
@@ -228,8 +245,10 @@ impl Config {
     }
 
     /// Settings of the SIP engine; an unparsable `sip.dns_servers` is an error naming it.
+    /// Durations are held to a year (a timer further out than that is a typo, and would
+    /// overflow the clock).
     pub fn engine_settings(&self) -> Result<trunkline_sip::EngineSettings, String> {
-        use std::time::Duration;
+        let secs = |value: u64| std::time::Duration::from_secs(value.min(365 * 24 * 3600));
         let dns_servers = match &self.sip.dns_servers {
             None => Vec::new(),
             Some(list) => list
@@ -252,11 +271,17 @@ impl Config {
             },
             ramp_per_sec: self.outbound.ramp_per_sec,
             unregister_on_shutdown: self.outbound.unregister_on_shutdown,
-            shutdown_deadline: Duration::from_secs(self.outbound.shutdown_deadline_secs),
-            failed_auth_retry: Duration::from_secs(self.outbound.failed_auth_retry_secs),
-            backoff_base: Duration::from_secs(self.outbound.backoff_base_secs),
-            backoff_cap: Duration::from_secs(self.outbound.backoff_cap_secs),
+            shutdown_deadline: secs(self.outbound.shutdown_deadline_secs),
+            failed_auth_retry: secs(self.outbound.failed_auth_retry_secs),
+            backoff_base: secs(self.outbound.backoff_base_secs),
+            backoff_cap: secs(self.outbound.backoff_cap_secs),
             requested_expires: self.outbound.expires_secs,
+            bounds: trunkline_sip::policy::Bounds {
+                min_refresh: secs(self.outbound.min_refresh_secs),
+                retry_after_cap: secs(self.outbound.retry_after_cap_secs),
+                max_expires: self.outbound.max_expires_secs,
+            },
+            reconcile_interval: secs(self.outbound.reconcile_secs.max(1)),
         })
     }
 

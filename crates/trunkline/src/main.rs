@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod http_server;
 mod master_key;
 mod serve;
 

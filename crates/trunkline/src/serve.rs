@@ -1,6 +1,7 @@
 //! `trunkline serve`: opens the store, creates the default tenant on first start, starts the SIP
-//! engine, serves the HTTP API until SIGTERM or SIGINT, then drains in-flight requests,
-//! unregisters (engine shutdown) and closes the database.
+//! engine, serves the HTTP API until SIGTERM or SIGINT, then drains in-flight requests and
+//! unregisters (engine shutdown), side by side within `outbound.shutdown_deadline_secs`, and
+//! closes the database.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use trunkline_store::redact_url;
 
 use crate::commands::{open_store, services};
 use crate::config::Config;
+use crate::http_server;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
@@ -52,7 +54,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let engine = if config.outbound.enabled {
         let settings = config.engine_settings().map_err(anyhow::Error::msg)?;
         let board = services.live_status().clone();
-        let engine = Engine::start(settings, store.clone(), board, engine_events)
+        let heartbeat = services.health().register("the registration engine");
+        let engine = Engine::start(settings, store.clone(), board, engine_events, heartbeat)
             .await
             .context("cannot start the SIP engine")?;
         eprintln!("sip listening on {}", engine.endpoint().udp);
@@ -75,13 +78,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
     eprintln!("listening on http://{address}");
 
-    axum::serve(listener, trunkline_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
-    if let Some(engine) = engine {
-        engine.shutdown().await;
-    }
+    let drain = http_server::serve(listener, trunkline_api::router(state), shutdown_signal()).await;
+    // Both within the one deadline, side by side: the HTTP side drains, the engine unregisters
+    // (it has the same deadline for that) and flushes the status.
+    let deadline = std::time::Duration::from_secs(config.outbound.shutdown_deadline_secs);
+    tokio::join!(drain.within(deadline), async {
+        if let Some(engine) = engine {
+            engine.shutdown().await;
+        }
+    });
     store.close().await;
     tracing::info!("stopped");
     Ok(())

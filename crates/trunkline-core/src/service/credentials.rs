@@ -83,7 +83,8 @@ impl Services {
             EntityKind::InboundCredential,
             credential.id,
             ChangeOp::Created,
-        );
+        )
+        .await;
         Ok(credential)
     }
 
@@ -145,7 +146,8 @@ impl Services {
                 WriteOutcome::Stale => continue,
                 outcome => expect_applied(outcome, DUPLICATE)?,
             }
-            self.publish(tenant, EntityKind::InboundCredential, id, ChangeOp::Updated);
+            self.publish(tenant, EntityKind::InboundCredential, id, ChangeOp::Updated)
+                .await;
             return Ok(next);
         }
         Err(too_contended())
@@ -157,7 +159,8 @@ impl Services {
         id: Uuid,
     ) -> Result<(), ServiceError> {
         expect_applied(self.store.delete_inbound_credential(tenant, id).await?, "")?;
-        self.publish(tenant, EntityKind::InboundCredential, id, ChangeOp::Deleted);
+        self.publish(tenant, EntityKind::InboundCredential, id, ChangeOp::Deleted)
+            .await;
         Ok(())
     }
 

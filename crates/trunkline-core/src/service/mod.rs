@@ -24,6 +24,7 @@ pub use trunks::TrunkDraft;
 
 use crate::error::{ServiceError, StoreError};
 use crate::events::{ChangeEvent, ChangeOp, EntityKind, EventBus};
+use crate::health::Health;
 use crate::ids::{AccountId, Timestamp};
 use crate::live::StatusBoard;
 use crate::page::Window;
@@ -47,6 +48,15 @@ impl Default for ServiceSettings {
     }
 }
 
+/// Why the service is not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unavailable: {0}")]
+    Database(#[source] StoreError),
+    #[error("{0}")]
+    Part(String),
+}
+
 /// How often a read-modify-write is retried when another writer got there first.
 const UPDATE_ATTEMPTS: usize = 8;
 
@@ -56,6 +66,7 @@ pub struct Services {
     events: EventBus,
     settings: ServiceSettings,
     live: Arc<StatusBoard>,
+    health: Arc<Health>,
 }
 
 impl Services {
@@ -65,6 +76,7 @@ impl Services {
             events,
             settings,
             live: Arc::new(StatusBoard::new()),
+            health: Arc::new(Health::default()),
         }
     }
 
@@ -72,6 +84,12 @@ impl Services {
     /// the status table.
     pub fn live_status(&self) -> &Arc<StatusBoard> {
         &self.live
+    }
+
+    /// Where the process's long-running parts (the SIP engine) report their health, which
+    /// [`Services::ready`] consults.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     pub fn settings(&self) -> &ServiceSettings {
@@ -86,12 +104,19 @@ impl Services {
         &self.store
     }
 
-    /// Whether the store answers.
-    pub async fn ready(&self) -> Result<(), ServiceError> {
-        Ok(self.store.ping().await?)
+    /// Whether the store answers and every long-running part is up and ticking; the error
+    /// says what is wrong.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        if let Some(problem) = self.health.problem() {
+            return Err(NotReady::Part(problem));
+        }
+        self.store.ping().await.map_err(NotReady::Database)
     }
 
-    fn publish(&self, tenant: &AccountId, kind: EntityKind, id: Uuid, op: ChangeOp) {
+    /// Announces a committed change. Callers run to here even if their client hangs up: the
+    /// HTTP layer runs every write in a task of its own (`trunkline_api::ops::detach_writes`).
+    async fn publish(&self, tenant: &AccountId, kind: EntityKind, id: Uuid, op: ChangeOp) {
+        crate::fault::before_publish().await;
         self.events.publish(ChangeEvent {
             tenant: tenant.clone(),
             kind,

@@ -121,7 +121,8 @@ impl Services {
             EntityKind::PhoneNumber,
             phone_number.id,
             ChangeOp::Created,
-        );
+        )
+        .await;
         Ok(phone_number)
     }
 
@@ -182,7 +183,8 @@ impl Services {
                 }
                 outcome => expect_applied(outcome, "")?,
             }
-            self.publish(tenant, EntityKind::PhoneNumber, next.id, ChangeOp::Updated);
+            self.publish(tenant, EntityKind::PhoneNumber, next.id, ChangeOp::Updated)
+                .await;
             return Ok(next);
         }
         Err(too_contended())
@@ -200,7 +202,8 @@ impl Services {
             EntityKind::PhoneNumber,
             current.id,
             ChangeOp::Deleted,
-        );
+        )
+        .await;
         Ok(())
     }
 

@@ -80,7 +80,8 @@ impl Services {
             EntityKind::Registration,
             registration.id,
             ChangeOp::Created,
-        );
+        )
+        .await;
         Ok(registration)
     }
 
@@ -142,7 +143,8 @@ impl Services {
                 WriteOutcome::Stale => continue,
                 outcome => expect_applied(outcome, "")?,
             }
-            self.publish(tenant, EntityKind::Registration, id, ChangeOp::Updated);
+            self.publish(tenant, EntityKind::Registration, id, ChangeOp::Updated)
+                .await;
             return Ok(next);
         }
         Err(too_contended())
@@ -154,7 +156,8 @@ impl Services {
         id: Uuid,
     ) -> Result<(), ServiceError> {
         expect_applied(self.store.delete_registration(tenant, id).await?, "")?;
-        self.publish(tenant, EntityKind::Registration, id, ChangeOp::Deleted);
+        self.publish(tenant, EntityKind::Registration, id, ChangeOp::Deleted)
+            .await;
         Ok(())
     }
 

@@ -147,7 +147,8 @@ impl Services {
         if self.settings.reveal_dasha_password {
             trunk.revealed_password = password;
         }
-        self.publish(tenant, EntityKind::Trunk, trunk.id, ChangeOp::Created);
+        self.publish(tenant, EntityKind::Trunk, trunk.id, ChangeOp::Created)
+            .await;
         Ok(trunk)
     }
 
@@ -198,7 +199,8 @@ impl Services {
                 WriteOutcome::Stale => continue,
                 outcome => expect_applied(outcome, "")?,
             }
-            self.publish(tenant, EntityKind::Trunk, id, ChangeOp::Updated);
+            self.publish(tenant, EntityKind::Trunk, id, ChangeOp::Updated)
+                .await;
             return self.trunk(tenant, id).await;
         }
         Err(too_contended())
@@ -209,7 +211,8 @@ impl Services {
             self.store.delete_trunk(tenant, id).await?,
             "These SIP credentials are still used by phone numbers; delete or move them first.",
         )?;
-        self.publish(tenant, EntityKind::Trunk, id, ChangeOp::Deleted);
+        self.publish(tenant, EntityKind::Trunk, id, ChangeOp::Deleted)
+            .await;
         Ok(())
     }
 

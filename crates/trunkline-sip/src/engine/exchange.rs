@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::digest::{pick, ChallengeRefused, Credentials, DigestSession};
 use crate::message::{Register, Reply, PROXY_AUTHORIZATION};
-use crate::policy::{classify, Verdict, ATTEMPT_TIMEOUT};
+use crate::policy::{self, classify, Bounds, MinExpires, Verdict, ATTEMPT_TIMEOUT};
 use crate::target::{to_rsip, Addressing, Target};
 use crate::transport::{SipEndpoint, USER_AGENT};
 
@@ -43,6 +43,8 @@ pub struct Exchange {
     pub digest: DigestSession,
     /// 0 unregisters.
     pub expires: u32,
+    /// What the registrar's numbers are held to.
+    pub bounds: Bounds,
     /// Every REGISTER transaction of this exchange, for the history.
     pub rounds: Vec<Round>,
     /// The last challenge came in a 407 (answer with `Proxy-Authorization`).
@@ -315,7 +317,7 @@ impl Exchange {
                 Verdict::Registered => {
                     self.digest.on_success();
                     return Outcome::Registered {
-                        granted: reply.granted_expires.unwrap_or(expires).max(1),
+                        granted: policy::granted_expiry(reply.granted_expires, expires),
                         contact: contact.clone(),
                         code: reply.code,
                         phrase: reply.phrase,
@@ -371,13 +373,30 @@ impl Exchange {
                     }
                     answered_challenge = true;
                 }
-                Verdict::IntervalTooBrief => match reply.min_expires {
-                    Some(min) if !followed_423 && min > expires => {
-                        expires = min;
-                        followed_423 = true;
+                Verdict::IntervalTooBrief => {
+                    match policy::min_expires(reply.min_expires, expires, &self.bounds) {
+                        MinExpires::Retry(min) if !followed_423 => {
+                            expires = min;
+                            followed_423 = true;
+                        }
+                        MinExpires::TooLong {
+                            min_expires,
+                            max_expires,
+                        } => {
+                            return Outcome::Failed {
+                                state: RegistrationState::FailedRegistrar,
+                                code: Some(reply.code),
+                                phrase: Some(format!(
+                                    "{} (Min-Expires {min_expires} is above outbound.max_expires_secs {max_expires})",
+                                    reply.phrase
+                                )),
+                                failed_by: FailedBy::Remote,
+                                retry_after: reply.retry_after,
+                            }
+                        }
+                        _ => return remote_failure(RegistrationState::FailedRegistrar, &reply),
                     }
-                    _ => return remote_failure(RegistrationState::FailedRegistrar, &reply),
-                },
+                }
                 Verdict::Failed(state) => return remote_failure(state, &reply),
             }
         }
@@ -459,12 +478,7 @@ impl Exchange {
         let (code, phrase) = match &result {
             Ok(response) => (
                 Some(response.status_code.code()),
-                Some(
-                    response
-                        .wire_reason
-                        .clone()
-                        .unwrap_or_else(|| response.status_code.text().to_owned()),
-                ),
+                Some(crate::message::reason_phrase(response)),
             ),
             Err(Outcome::Failed { code, phrase, .. }) => (*code, phrase.clone()),
             Err(_) => (None, None),

@@ -44,6 +44,17 @@ impl StatusWriter {
         Self { sender, board }
     }
 
+    /// The live status the board already holds for a registration (left by an engine that
+    /// panicked), for the restarted engine to carry on with.
+    pub fn tracked(&self, id: Uuid) -> Option<Arc<LiveStatus>> {
+        self.board.live(id)
+    }
+
+    /// Forgets the board's entries for registrations the engine no longer holds.
+    pub fn retain_tracked(&self, keep: impl FnMut(Uuid) -> bool) {
+        self.board.retain(keep);
+    }
+
     /// The engine holds a registration: its live status shows on the board from now on.
     pub fn track(&self, id: Uuid, status: Arc<LiveStatus>) {
         self.board.track(id, status);
@@ -117,14 +128,14 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedRecei
                 tokio::select! {
                     message = receiver.recv() => match message.map(|m| pending.take(m)) {
                         Some(None) => {}
-                        Some(Some(done)) => { flush(&store, &mut pending).await; let _ = done.send(()); return; }
+                        Some(Some(done)) => { flush(&store, &mut pending, true).await; let _ = done.send(()); return; }
                         None => break,
                     },
                     _ = &mut deadline => break,
                 }
             }
         }
-        flush(&store, &mut pending).await;
+        flush(&store, &mut pending, closing.is_some()).await;
         if let Some(done) = closing {
             let _ = done.send(());
             return;
@@ -132,22 +143,54 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedRecei
     }
 }
 
-async fn flush(store: &Arc<dyn Store>, pending: &mut Pending) {
-    let statuses: Vec<_> = pending
-        .statuses
-        .drain()
-        .map(|(id, (tenant, status))| (tenant, id, status.snapshot()))
-        .collect();
-    let attempts = std::mem::take(&mut pending.attempts);
-    if let Err(err) = store
-        .write_registration_batch(&statuses, &attempts, HISTORY_LENGTH)
-        .await
-    {
-        tracing::error!(
-            error = %err,
-            statuses = statuses.len(),
-            attempts = attempts.len(),
-            "cannot write registration status and history"
-        );
+/// Writes the pending batch; a batch that fails is kept and retried with a doubling pause,
+/// never dropped while the engine runs (what arrives meanwhile waits in the channel for the
+/// next batch; statuses are written as they are at the time of writing). Each failure is
+/// counted in `trunkline_status_write_failures_total`. At shutdown it gives up after
+/// [`CLOSE_RETRY_LIMIT`], so a dead database cannot hold the process.
+async fn flush(store: &Arc<dyn Store>, pending: &mut Pending, closing: bool) {
+    let mut pause = RETRY_PAUSE_MIN;
+    let give_up = tokio::time::Instant::now() + CLOSE_RETRY_LIMIT;
+    loop {
+        let statuses: Vec<_> = pending
+            .statuses
+            .iter()
+            .map(|(id, (tenant, status))| (tenant.clone(), *id, status.snapshot()))
+            .collect();
+        match store
+            .write_registration_batch(&statuses, &pending.attempts, HISTORY_LENGTH)
+            .await
+        {
+            Ok(()) => {
+                pending.statuses.clear();
+                pending.attempts.clear();
+                return;
+            }
+            Err(err) => {
+                metrics::counter!("trunkline_status_write_failures_total").increment(1);
+                tracing::error!(
+                    error = %err,
+                    statuses = statuses.len(),
+                    attempts = pending.attempts.len(),
+                    retry_in_ms = pause.as_millis() as u64,
+                    "cannot write registration status and history; will retry"
+                );
+                if closing && tokio::time::Instant::now() + pause > give_up {
+                    tracing::error!(
+                        statuses = statuses.len(),
+                        "giving up on the last status batch at shutdown"
+                    );
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_PAUSE_MAX);
+            }
+        }
     }
 }
+
+/// Pause before retrying a failed batch: doubling from the first to the last.
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(250);
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(10);
+/// How long the last batch is retried at shutdown.
+const CLOSE_RETRY_LIMIT: Duration = Duration::from_secs(3);

@@ -168,6 +168,17 @@ pub enum Behaviour {
     /// After successful authentication: the binding is saved at once, the `200 OK` (a bare
     /// one, without the bindings) goes out `delay_ms` later. The user must be a subscriber.
     SlowAnswer { delay_ms: u32 },
+    /// Before authentication, every unregister (`Expires: 0`): `503 Service Unavailable` with
+    /// `Retry-After`; REGISTERs that ask for a binding are served as usual.
+    UnregisterUnavailable { retry_after: u32 },
+    /// Before authentication, every REGISTER: `code phrase` with `headers` appended (header
+    /// lines each ending in `\r\n`, Kamailio pseudo-variables allowed: `$(ct{nameaddr.uri})`
+    /// is the request's Contact URI). A hostile registrar of our own making.
+    Reply {
+        code: u16,
+        phrase: &'static str,
+        headers: &'static str,
+    },
 }
 
 /// How to configure and start Kamailio. Builder methods consume and return the options.
@@ -292,6 +303,29 @@ impl KamailioOptions {
     /// `username` gets 423 with `Min-Expires: min_expires` below that expiry.
     pub fn interval_too_brief(self, username: &str, min_expires: u32) -> Self {
         self.behaviour(username, Behaviour::IntervalTooBrief { min_expires })
+    }
+
+    /// `username` always gets `code phrase` with `headers` (see [`Behaviour::Reply`]).
+    pub fn reply(
+        self,
+        username: &str,
+        code: u16,
+        phrase: &'static str,
+        headers: &'static str,
+    ) -> Self {
+        self.behaviour(
+            username,
+            Behaviour::Reply {
+                code,
+                phrase,
+                headers,
+            },
+        )
+    }
+
+    /// `username`'s unregisters get 503 with `Retry-After: retry_after`.
+    pub fn unregister_unavailable(self, username: &str, retry_after: u32) -> Self {
+        self.behaviour(username, Behaviour::UnregisterUnavailable { retry_after })
     }
 
     /// `username` always gets 503 with `Retry-After: retry_after`.
@@ -1343,6 +1377,25 @@ request_route {{
                     let _ = writeln!(
                         c,
                         "    if ($tU == \"{user}\") {{\n        $var(proxy_auth) = 1;\n    }}"
+                    );
+                }
+                Behaviour::UnregisterUnavailable { retry_after } => {
+                    let _ = writeln!(
+                        c,
+                        "    if ($tU == \"{user}\" && $var(exp) == 0) {{\n        append_to_reply(\"Retry-After: {retry_after}\\r\\n\");\n        sl_send_reply(\"503\", \"Service Unavailable\");\n        {}\n        exit;\n    }}",
+                        reply_log("503", "0")
+                    );
+                }
+                Behaviour::Reply {
+                    code,
+                    phrase,
+                    headers,
+                } => {
+                    let headers = headers.replace("\r\n", "\\r\\n");
+                    let _ = writeln!(
+                        c,
+                        "    if ($tU == \"{user}\") {{\n        append_to_reply(\"{headers}\");\n        sl_send_reply(\"{code}\", \"{phrase}\");\n        {}\n        exit;\n    }}",
+                        reply_log(&code.to_string(), "0")
                     );
                 }
                 Behaviour::IntervalTooBrief { .. } | Behaviour::SlowAnswer { .. } => {}

@@ -431,6 +431,7 @@ fn a_registrar_that_never_answers_over_udp_times_out_after_retransmissions() {
         .unwrap();
     let server = Server::start_with(ServerOptions {
         engine: true,
+        env: fast_retries(),
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
@@ -481,6 +482,19 @@ fn a_registrar_that_never_answers_over_udp_times_out_after_retransmissions() {
         (Duration::from_secs(29)..Duration::from_millis(31_500)).contains(&gave_up),
         "gave up after {gave_up:?}"
     );
+    // The retry (a new transaction, within the 1 s backoff) is in flight for up to 30 s: all
+    // that time the registration shows the failure it has had, in every dialect.
+    loop {
+        let (len, _) = silent.recv_from(&mut buffer).expect("the retry");
+        let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+        if !text.contains(&branches[0]) {
+            break;
+        }
+    }
+    let status = status_of(&server, &tenant, &id);
+    assert_eq!(state(&status), "failed_timeout", "{status:#}");
+    assert_eq!(status["consecutiveFailures"], 1, "{status:#}");
+    assert_eq!(ultravox(&server, &tenant, &id)["successful"], false);
 }
 
 #[test]
@@ -1001,7 +1015,8 @@ fn expires_micros(body: &Value) -> i64 {
 
 #[test]
 fn routine_refreshes_are_live_in_the_api_and_reach_the_table_at_shutdown() {
-    // The registrar grants 2 s, so trunkline refreshes every 1–1.5 s.
+    // The registrar grants 2 s and the floor is lowered to 1 s, so trunkline refreshes every
+    // second (half the expiry).
     let kamailio = Kamailio::start(
         KamailioOptions::default()
             .subscriber("refresh-user", "refresh-secret")
@@ -1009,7 +1024,10 @@ fn routine_refreshes_are_live_in_the_api_and_reach_the_table_at_shutdown() {
     );
     let mut server = Server::start_with(ServerOptions {
         engine: true,
-        env: vec![("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "2".into())],
+        env: vec![
+            ("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "2".into()),
+            ("TRUNKLINE_OUTBOUND_MIN_REFRESH_SECS".into(), "1".into()),
+        ],
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
