@@ -20,6 +20,7 @@ const TOP_LEVEL: &[&str] = &[
     "database_url",
     "public_url",
     "master_key",
+    "master_key_previous",
     "admin_token",
     "log",
     "node_id",
@@ -34,6 +35,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Base64 of 32 bytes; else the key file `{data_dir}/master.key`.
     pub master_key: Option<SecretString>,
+    /// Earlier master keys (base64 of 32 bytes each, comma-separated): they still open what
+    /// they sealed, never seal; `trunkline rekey` re-seals everything with the current key.
+    pub master_key_previous: Option<SecretString>,
     pub admin_token: Option<SecretString>,
     pub log: String,
     pub node_id: Option<String>,
@@ -53,6 +57,7 @@ impl Default for Config {
             database_url: None,
             public_url: None,
             master_key: None,
+            master_key_previous: None,
             admin_token: None,
             log: "info".to_owned(),
             node_id: None,

@@ -62,6 +62,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    if config
+        .admin_token
+        .as_ref()
+        .is_some_and(trunkline_api::admin::token_is_short)
+    {
+        // Once per start; the token itself is never logged.
+        tracing::warn!(
+            "admin_token is shorter than {} characters; use a long random token",
+            trunkline_api::admin::MIN_TOKEN_CHARS
+        );
+    }
     let state = AppState {
         services,
         public_url: config.public_url.clone(),

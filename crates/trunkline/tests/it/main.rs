@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod dasha;
+mod hygiene;
 mod kamailio;
 mod kamailio_peer;
 mod ops;
