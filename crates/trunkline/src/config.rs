@@ -145,6 +145,8 @@ pub struct OutboundConfig {
     pub backoff_cap_secs: u64,
     /// Expiry asked for in each REGISTER (the registrar may grant less).
     pub expires_secs: u32,
+    /// CIDR networks (comma-separated) no REGISTER is sent to, checked after DNS resolution.
+    pub deny_networks: String,
 }
 
 impl Default for OutboundConfig {
@@ -158,6 +160,7 @@ impl Default for OutboundConfig {
             backoff_base_secs: 2,
             backoff_cap_secs: 300,
             expires_secs: 3600,
+            deny_networks: "169.254.0.0/16,fe80::/10".to_owned(),
         }
     }
 }
@@ -254,6 +257,10 @@ impl Config {
                 ca_file: self.sip.ca_file.clone(),
                 public_addr: self.sip.public_addr.clone(),
                 dns_servers,
+                deny_networks: trunkline_sip::target::parse_networks(&self.outbound.deny_networks)
+                    .map_err(|err| format!("outbound.deny_networks: {err}"))?,
+                // Never a destination (its port is set again once bound, for `listen` port 0).
+                http_listen: Some(self.listen),
             },
             ramp_per_sec: self.outbound.ramp_per_sec,
             unregister_on_shutdown: self.outbound.unregister_on_shutdown,

@@ -83,6 +83,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    if let Some(engine) = &engine {
+        // `listen` may say port 0: refuse the bound address as a SIP destination.
+        engine.endpoint().set_http_listen(address);
+    }
     tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
     eprintln!("listening on http://{address}");
 

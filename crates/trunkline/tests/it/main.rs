@@ -15,5 +15,6 @@ mod kamailio_peer;
 mod ops;
 mod outbound;
 mod secrets;
+mod sip_garbage;
 mod ultravox;
 mod vobiz;
