@@ -445,3 +445,36 @@ fn well_formed_challenge() -> impl Strategy<Value = WellFormed> {
             (text, realm, nonce, opaque, algorithm, qop, stale)
         })
 }
+
+/// A 401 whose only challenge is oversized offers nothing to answer: the exchange reports
+/// "no supported digest challenge" instead of storing and echoing it.
+#[test]
+fn an_oversized_challenge_leaves_nothing_to_answer() {
+    for challenge in [
+        format!(
+            "Digest realm=\"{}\", nonce=\"n\"",
+            "r".repeat(MAX_REALM_LEN + 1)
+        ),
+        format!(
+            "Digest realm=r, nonce=\"{}\"",
+            "n".repeat(MAX_PARAM_LEN + 1)
+        ),
+        format!(
+            "Digest realm=r, nonce=n, opaque={}",
+            "o".repeat(MAX_PARAM_LEN + 1)
+        ),
+        format!(
+            "Digest realm=r, nonce=n{}",
+            (0..MAX_CHALLENGE_PARAMS)
+                .map(|i| format!(", p{i}=v"))
+                .collect::<String>()
+        ),
+    ] {
+        let headers =
+            format!("WWW-Authenticate: {challenge}\r\nWWW-Authenticate: Basic realm=\"r\"\r\n");
+        let response = response(401, "Unauthorized", &headers).expect("parses");
+        let reply = Reply::read(&response, OUR_CONTACT);
+        assert!(reply.challenges.is_empty(), "{challenge}");
+        assert!(pick(&reply.challenges).is_none());
+    }
+}
