@@ -16,5 +16,6 @@ mod ops;
 mod outbound;
 mod secrets;
 mod sip_garbage;
+mod transport_policy;
 mod ultravox;
 mod vobiz;
