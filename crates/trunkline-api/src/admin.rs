@@ -1,13 +1,15 @@
 //! The admin API (`/v1/admin/…`): tenants and API keys over HTTP, for operators who do not use
 //! the CLI. Guarded by `Authorization: Bearer <admin_token>`; absent entirely (404) when no
-//! admin token is configured.
+//! admin token is configured. The presented and configured tokens are compared as SHA-256
+//! digests in constant time, so neither the token's length nor its content shows in timing.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use trunkline_core::service::IssuedKey;
 use trunkline_core::AccountId;
@@ -19,6 +21,23 @@ use crate::dialect::{bearer, own::Own};
 use crate::error::{ApiError, DialectError, Result};
 use crate::extract::JsonBody;
 use crate::AppState;
+
+/// A configured admin token shorter than this is warned about at start.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// Whether `token` is shorter than [`MIN_TOKEN_CHARS`] characters.
+pub fn token_is_short(token: &SecretString) -> bool {
+    token.expose_secret().chars().count() < MIN_TOKEN_CHARS
+}
+
+/// Whether `presented` is the configured token. Both sides are reduced to SHA-256 digests
+/// first: a byte-wise constant-time compare of the raw tokens would still return early on a
+/// length mismatch (revealing the length), and digests are always 32 bytes.
+fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+    let presented = Sha256::digest(presented);
+    let expected = Sha256::digest(expected);
+    presented.ct_eq(&expected).into()
+}
 
 /// Proof that the request carries the admin token.
 pub struct Admin;
@@ -34,12 +53,10 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::not_found().into());
         };
         let presented = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let matches: bool = presented
-            .expose_secret()
-            .as_bytes()
-            .ct_eq(expected.expose_secret().as_bytes())
-            .into();
-        if matches {
+        if token_matches(
+            presented.expose_secret().as_bytes(),
+            expected.expose_secret().as_bytes(),
+        ) {
             Ok(Admin)
         } else {
             Err(ApiError::unauthorized().into())
@@ -135,4 +152,34 @@ async fn revoke_api_key(
 ) -> Result<StatusCode, Own> {
     state.services.revoke_api_key(&prefix).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_when_equal_whatever_their_lengths() {
+        let token = b"an-admin-token-of-forty-characters-long!";
+        assert!(token_matches(token, token));
+        assert!(!token_matches(
+            b"an-admin-token-of-forty-characters-long?",
+            token
+        ));
+        // A prefix, an extension and the empty string all differ.
+        assert!(!token_matches(&token[..10], token));
+        assert!(!token_matches(
+            b"an-admin-token-of-forty-characters-long!!",
+            token
+        ));
+        assert!(!token_matches(b"", token));
+    }
+
+    #[test]
+    fn short_means_fewer_than_32_characters() {
+        assert!(token_is_short(&SecretString::from("x".repeat(31))));
+        assert!(!token_is_short(&SecretString::from("x".repeat(32))));
+        // Characters, not bytes: 16 two-byte characters are still short.
+        assert!(token_is_short(&SecretString::from("é".repeat(16))));
+    }
 }

@@ -796,15 +796,14 @@ impl Core {
             return;
         }
         let addressing = addressing_of(&registration);
-        let credentials_changed = slot.registration.auth_user != registration.auth_user
-            || slot.registration.aor_user != registration.aor_user;
         slot.registration = Arc::new(registration);
         slot.addressing = addressing;
         slot.own_contact = None;
-        if credentials_changed {
-            if let Some(digest) = slot.digest.as_mut() {
-                digest.forget();
-            }
+        // A changed registration starts a new digest session: no remembered challenge and no
+        // downgrade guard (the operator may have moved it to a registrar that only speaks
+        // MD5). One in flight is reset when it comes back (`apply_outcome`).
+        if let Some(digest) = slot.digest.as_mut() {
+            digest.reset();
         }
         // The failure belongs to the old values: the new ones are being tried.
         {
@@ -1049,8 +1048,11 @@ impl Core {
         slot.proxy_auth = result.proxy_auth;
         slot.digest = Some(result.digest);
         if result.values_version == slot.registration.version {
-            // Else the registration changed in flight: the contact was built from old values.
             slot.own_contact = result.own_contact;
+        } else if let Some(digest) = slot.digest.as_mut() {
+            // The registration changed in flight: the contact was built from old values, and
+            // the digest session belongs to them.
+            digest.reset();
         }
         let now_ts = Timestamp::now();
         let now = Instant::now();

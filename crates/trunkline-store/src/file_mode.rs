@@ -38,7 +38,7 @@ pub(crate) fn prepare_database_file(path: &Path) {
         if let Some(mode) = shared_mode(&file) {
             tracing::warn!(
                 path = %file.display(),
-                mode = format!("{mode:o}"),
+                mode = %format_args!("{mode:o}"),
                 "database file is accessible to group or others; chmod 600 it"
             );
         }

@@ -40,6 +40,9 @@ pub enum Command {
     Apikey(ApikeyCommand),
     /// Apply database migrations and exit.
     Migrate,
+    /// Re-seal every secret with the current master key (server may run). Keys listed in
+    /// master_key_previous can be dropped afterwards.
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,10 @@
-//! The administrative commands (`tenant`, `apikey`, `migrate`) and the wiring they share with
-//! `serve`: opening the store and building the services from configuration.
+//! The administrative commands (`tenant`, `apikey`, `migrate`, `rekey`) and the wiring they
+//! share with `serve`: preparing the data directory (created 0700), opening the store with the
+//! master key ring and building the services from configuration.
 
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -8,19 +12,48 @@ use secrecy::ExposeSecret;
 use trunkline_core::events::EventBus;
 use trunkline_core::service::{IssuedKey, ServiceSettings};
 use trunkline_core::{AccountId, ServiceError, Services};
-use trunkline_store::{Sealer, SqlStore};
+use trunkline_store::{Sealer, SqlStore, REKEY_BATCH};
 
 use crate::cli::{ApikeyCommand, TenantCommand};
 use crate::config::Config;
 use crate::master_key;
 
-/// Opens (creating and migrating) the configured database.
+/// Opens (creating and migrating) the configured database, sealing with the current master key
+/// and opening with it and the keys of `master_key_previous`.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    prepare_data_dir(&config.data_dir)?;
     let key = master_key::load(config.master_key.as_ref(), &config.data_dir)?;
-    let store = SqlStore::open(&config.database_url(), Sealer::new(&key, &[])).await?;
+    let previous = master_key::load_previous(config.master_key_previous.as_ref())?;
+    if !previous.is_empty() {
+        tracing::info!(
+            key_id = %key.id(),
+            previous = previous.len(),
+            "previous master keys accepted for reading; `trunkline rekey` re-seals with the current one"
+        );
+    }
+    let store = SqlStore::open(&config.database_url(), Sealer::new(&key, &previous)).await?;
     Ok(Arc::new(store))
+}
+
+/// Creates the data directory (and any missing parents) owner-only, 0700. An existing one that
+/// group or others may enter is warned about, never changed: its mode is the operator's choice.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if let Ok(metadata) = fs::metadata(dir) {
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = %format_args!("{mode:o}"),
+                "data directory is accessible to group or others; chmod 700 it"
+            );
+        }
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
 pub fn services(config: &Config, store: Arc<SqlStore>, events: EventBus) -> Services {
@@ -38,6 +71,33 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     store.close().await;
     eprintln!("migrations applied");
+    Ok(())
+}
+
+/// Re-seals every sealed secret with the current master key; safe while servers run (the store
+/// writes a row only if it is unchanged since it was read) and idempotent.
+pub async fn rekey(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let outcome = store.rekey(REKEY_BATCH).await;
+    store.close().await;
+    let report = outcome.context("rekey failed")?;
+    println!("re-sealed {} secrets", report.resealed);
+    if report.skipped > 0 {
+        eprintln!(
+            "{} secrets changed while rekeying and were left as written; run rekey again if a \
+             server still seals with an older key",
+            report.skipped
+        );
+    }
+    if report.unreadable > 0 {
+        let ids: Vec<&str> = report.missing_key_ids.iter().map(String::as_str).collect();
+        bail!(
+            "{} sealed secrets could not be opened (sealed by master key ids [{}]); add those \
+             keys to master_key_previous and run rekey again",
+            report.unreadable,
+            ids.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -153,6 +153,8 @@ pub struct OutboundConfig {
     pub max_expires_secs: u32,
     /// How often the engine compares its registrations with the store.
     pub reconcile_secs: u64,
+    /// CIDR networks (comma-separated) no REGISTER is sent to, checked after DNS resolution.
+    pub deny_networks: String,
 }
 
 impl Default for OutboundConfig {
@@ -170,6 +172,7 @@ impl Default for OutboundConfig {
             retry_after_cap_secs: 3600,
             max_expires_secs: 86_400,
             reconcile_secs: 60,
+            deny_networks: "169.254.0.0/16,fe80::/10".to_owned(),
         }
     }
 }
@@ -268,6 +271,10 @@ impl Config {
                 ca_file: self.sip.ca_file.clone(),
                 public_addr: self.sip.public_addr.clone(),
                 dns_servers,
+                deny_networks: trunkline_sip::target::parse_networks(&self.outbound.deny_networks)
+                    .map_err(|err| format!("outbound.deny_networks: {err}"))?,
+                // Never a destination (its port is set again once bound, for `listen` port 0).
+                http_listen: Some(self.listen),
             },
             ramp_per_sec: self.outbound.ramp_per_sec,
             unregister_on_shutdown: self.outbound.unregister_on_shutdown,

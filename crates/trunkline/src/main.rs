@@ -87,6 +87,7 @@ fn main() -> ExitCode {
             Command::Tenant(command) => commands::tenant(&config, command).await,
             Command::Apikey(command) => commands::apikey(&config, command).await,
             Command::Migrate => commands::migrate(&config).await,
+            Command::Rekey => commands::rekey(&config).await,
         }
     });
     match result {

@@ -1,6 +1,8 @@
 //! Where the sealing key comes from: `master_key` (base64 of 32 bytes, from config or
 //! `TRUNKLINE_MASTER_KEY`), else the key file `{data_dir}/master.key`, created with mode 0600
-//! on first use.
+//! on first use (an existing one that group or others may read is warned about, not changed);
+//! and the earlier keys of a rotation, `master_key_previous` (`TRUNKLINE_MASTER_KEY_PREVIOUS`),
+//! which only open what they sealed until `trunkline rekey` has re-sealed it.
 
 use std::fs;
 use std::io::Write;
@@ -39,9 +41,9 @@ pub fn load(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Resul
             Ok(key)
         }
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            let mode = fs::metadata(&path)?.permissions().mode();
+            let mode = fs::metadata(&path)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "master key file is readable by others");
+                tracing::warn!(path = %path.display(), mode = %format_args!("{mode:o}"), "master key file is readable by others");
             }
             let text = Zeroizing::new(
                 fs::read_to_string(&path)
@@ -52,6 +54,33 @@ pub fn load(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Resul
         }
         Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
     }
+}
+
+/// The keys of `master_key_previous`: base64 of 32 bytes each, separated by commas (blank
+/// items ignored). An error names the item by position, never its text.
+pub fn load_previous(configured: Option<&SecretString>) -> anyhow::Result<Vec<MasterKey>> {
+    let Some(list) = configured else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<&str> = list
+        .expose_secret()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect();
+    items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            decode(item).with_context(|| {
+                format!(
+                    "master_key_previous: key {} of {} must be base64 of 32 bytes",
+                    n + 1,
+                    items.len()
+                )
+            })
+        })
+        .collect()
 }
 
 fn decode(encoded: &str) -> anyhow::Result<MasterKey> {
@@ -77,6 +106,35 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let second = load(None, dir.path()).unwrap();
         assert_eq!(first.id(), second.id());
+    }
+
+    #[test]
+    fn previous_keys_are_a_comma_separated_list_checked_item_by_item() {
+        let encode = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        assert!(load_previous(None).unwrap().is_empty());
+        assert!(load_previous(Some(&SecretString::from(" , ")))
+            .unwrap()
+            .is_empty());
+        let list = SecretString::from(format!("{}, {} ,", encode(1), encode(2)));
+        let ids: Vec<String> = load_previous(Some(&list))
+            .unwrap()
+            .iter()
+            .map(MasterKey::id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                MasterKey::from_bytes([1; 32]).id(),
+                MasterKey::from_bytes([2; 32]).id()
+            ]
+        );
+        let bad = SecretString::from(format!("{},c2hvcnQ=", encode(1)));
+        let err = format!("{:#}", load_previous(Some(&bad)).unwrap_err());
+        assert!(err.contains("master_key_previous: key 2 of 2"), "{err}");
+        assert!(
+            !err.contains("c2hvcnQ"),
+            "the key text is not echoed: {err}"
+        );
     }
 
     #[test]

@@ -65,6 +65,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    if config
+        .admin_token
+        .as_ref()
+        .is_some_and(trunkline_api::admin::token_is_short)
+    {
+        // Once per start; the token itself is never logged.
+        tracing::warn!(
+            "admin_token is shorter than {} characters; use a long random token",
+            trunkline_api::admin::MIN_TOKEN_CHARS
+        );
+    }
     let state = AppState {
         services,
         public_url: config.public_url.clone(),
@@ -75,6 +86,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    if let Some(engine) = &engine {
+        // `listen` may say port 0: refuse the bound address as a SIP destination.
+        engine.endpoint().set_http_listen(address);
+    }
     tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
     eprintln!("listening on http://{address}");
 

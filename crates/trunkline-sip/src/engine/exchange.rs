@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use trunkline_core::model::{
     FailedBy, OutboundRegistration, RegistrationAttempt, RegistrationState, Transport,
 };
-use trunkline_core::sip_uri::Host;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
@@ -169,11 +168,13 @@ impl Exchange {
         let was_unregister = self.expires == 0;
         let mut transport = self.addressing.transport;
         let mut remote = None;
-        let outcome = match self.addressing.resolve(&self.sip.resolver).await {
-            Err(err) => local_failure(
-                RegistrationState::FailedTransport,
-                format!("cannot resolve next hop: {err}"),
-            ),
+        let outcome = match self
+            .addressing
+            .resolve(&self.sip.resolver, &self.sip.policy)
+            .await
+        {
+            // "cannot resolve next hop: …", or the destination rule that refused every address.
+            Err(err) => local_failure(RegistrationState::FailedTransport, err.to_string()),
             Ok(targets) => {
                 // RFC 3263 §4.3: on a timeout, a transport error or a 503, try the next target.
                 let mut outcome = None;
@@ -216,18 +217,11 @@ impl Exchange {
     async fn talk(&mut self, next_hop: Target) -> Outcome {
         let transport = next_hop.transport;
         let remote = next_hop.addr;
-        // TLS to a named host: hand rsipstack the name, so the certificate is verified against
-        // it (RFC 5922) rather than against the address it resolves to.
-        let addr = match (&self.addressing.next_hop_host, transport) {
-            (Host::Domain(name), Transport::Tls) => rsipstack::sip::HostWithPort {
-                host: rsipstack::sip::Host::Domain(rsipstack::sip::Domain(name.clone())),
-                port: Some(remote.port().into()),
-            },
-            _ => remote.into(),
-        };
+        // Always the address our resolver chose (rsipstack never re-resolves a name); TLS
+        // verifies the next hop's name, see `connect`.
         let target = SipAddr {
             r#type: Some(to_rsip(transport)),
-            addr,
+            addr: remote.into(),
         };
         let connection = match self.connect(&target, transport, remote).await {
             Ok(connection) => connection,
@@ -415,28 +409,49 @@ impl Exchange {
     }
 
     /// The connection to send over: UDP's socket at once; a TCP/TLS connection (reused, or
-    /// opened within [`ATTEMPT_TIMEOUT`]).
+    /// opened within [`ATTEMPT_TIMEOUT`]). TLS connects to `remote` and verifies the
+    /// certificate against the next hop's name (RFC 5922), reusing a connection only for the
+    /// same name and address.
     async fn connect(
         &self,
         target: &SipAddr,
         transport: Transport,
         remote: SocketAddr,
     ) -> Result<rsipstack::transport::SipConnection, Outcome> {
-        let lookup = self.sip.endpoint.inner.transport_layer.lookup(target, None);
-        let looked_up = if transport == Transport::Udp {
-            lookup.await
-        } else {
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, lookup).await {
-                Ok(looked_up) => looked_up,
-                Err(_) => {
-                    return Err(local_failure(
-                        RegistrationState::FailedTimeout,
-                        format!("connecting to {remote} timed out"),
-                    ))
+        let looked_up = match transport {
+            Transport::Udp => self
+                .sip
+                .endpoint
+                .inner
+                .transport_layer
+                .lookup(target, None)
+                .await
+                .map(|(connection, _)| connection),
+            Transport::Tcp | Transport::Tls => {
+                let name = self.addressing.tls_name();
+                let connecting = async {
+                    if transport == Transport::Tls {
+                        self.sip.tls_connection(&name, remote).await
+                    } else {
+                        let layer = &self.sip.endpoint.inner.transport_layer;
+                        layer
+                            .lookup(target, None)
+                            .await
+                            .map(|(connection, _)| connection)
+                    }
+                };
+                match tokio::time::timeout(ATTEMPT_TIMEOUT, connecting).await {
+                    Ok(looked_up) => looked_up,
+                    Err(_) => {
+                        return Err(local_failure(
+                            RegistrationState::FailedTimeout,
+                            format!("connecting to {remote} timed out"),
+                        ))
+                    }
                 }
             }
         };
-        looked_up.map(|(connection, _)| connection).map_err(|err| {
+        looked_up.map_err(|err| {
             local_failure(
                 RegistrationState::FailedTransport,
                 format!("cannot reach {remote}: {err}"),
