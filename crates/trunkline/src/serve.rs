@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::http_server;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let store = open_store(&config).await?;
     let events = EventBus::default();
     let engine_events = events.subscribe();
@@ -93,7 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
     eprintln!("listening on http://{address}");
 
-    let drain = http_server::serve(listener, trunkline_api::router(state), shutdown_signal()).await;
+    let drain = http_server::serve(listener, trunkline_api::router(state), shutdown).await;
     // Both within the one deadline, side by side: the HTTP side drains, the engine unregisters
     // (it has the same deadline for that) and flushes the status.
     let deadline = std::time::Duration::from_secs(config.outbound.shutdown_deadline_secs);
@@ -107,21 +108,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// SIGTERM or SIGINT. The handlers are installed here, at once (not when the future is first
+/// polled), so a signal that arrives while the server starts is not met by the default action,
+/// which kills the process without its shutdown: it stops the server as soon as it serves.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
