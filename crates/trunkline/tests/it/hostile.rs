@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::{json as read, Method, Server, ServerOptions, Tenant};
-use crate::kamailio::{Kamailio, KamailioOptions, Transport};
+use crate::kamailio::{DigestAlgorithm, Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -313,4 +313,47 @@ fn the_reconcile_puts_right_what_no_change_event_said() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(metric(&server, "trunkline_engine_reconcile_fixes_total") >= 1.0);
+}
+
+#[test]
+fn an_md5_challenge_after_sha256_was_accepted_is_refused_until_the_registration_changes() {
+    // The registrar grants 2 s and the floor is 1 s: a refresh every second.
+    let mut kamailio = Kamailio::start(
+        KamailioOptions::default()
+            .algorithm(DigestAlgorithm::Sha256)
+            .subscriber("careful", "careful-pw")
+            .expires(2, 2, 2),
+    );
+    let server = Server::start_with(ServerOptions {
+        engine: true,
+        env: vec![
+            ("TRUNKLINE_OUTBOUND_EXPIRES_SECS".into(), "2".into()),
+            ("TRUNKLINE_OUTBOUND_MIN_REFRESH_SECS".into(), "1".into()),
+        ],
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let id = create(&server, &tenant, "careful", &kamailio);
+    wait_for(&server, &tenant, &id, |b| state(b) == "registered");
+
+    // The registrar (or someone in the path) now offers only MD5.
+    kamailio.restart_with_algorithm(DigestAlgorithm::Md5);
+    let status = wait_for(&server, &tenant, &id, |b| state(b) == "failed_auth");
+    let phrase = status["lastPhrase"].as_str().unwrap();
+    assert!(phrase.contains("digest downgrade refused"), "{status:#}");
+
+    // A change of the registration (the operator's word) lifts the guard.
+    let (code, body) = read(
+        server
+            .ultravox(
+                Method::PATCH,
+                &format!("/api/sip/registrations/{id}"),
+                &tenant,
+            )
+            .json(&json!({"authUser": "careful"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_for(&server, &tenant, &id, |b| state(b) == "registered");
 }

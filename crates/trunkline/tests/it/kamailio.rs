@@ -747,6 +747,14 @@ impl Kamailio {
         }
     }
 
+    /// Restarts Kamailio challenging with `algorithm` (configuration rewritten; same ports,
+    /// database and bindings; subscribers given by password get HA1s in the new algorithm).
+    pub fn restart_with_algorithm(&mut self, algorithm: DigestAlgorithm) {
+        self.options.algorithm = algorithm;
+        self.write_config();
+        self.restart();
+    }
+
     /// SIGTERM, then waits until the main process and all its children have exited (their
     /// stderr closed), so the ports are free and TCP/TLS connections closed. Panics if it is
     /// not running.
