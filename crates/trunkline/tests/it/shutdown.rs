@@ -1,7 +1,7 @@
-//! Stopping and faults around the store: SIGTERM ends the process within the shutdown deadline
-//! whatever HTTP clients do, an unregister refused with a 5xx is tried again while the deadline
-//! allows, a stored row that cannot be opened fails alone, and status writes that fail are
-//! retried until they land.
+//! Stopping, stalling and faults around the store: SIGTERM ends the process within the shutdown
+//! deadline whatever HTTP clients do, an unregister refused with a 5xx is tried again while the
+//! deadline allows, a client that never finishes its headers is disconnected, a stored row that
+//! cannot be opened fails alone, and status writes that fail are retried until they land.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -222,4 +222,26 @@ fn metric(server: &Server, name: &str) -> f64 {
         .filter(|line| line.starts_with(name))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let server = Server::start();
+    let mut stalled = TcpStream::connect(http_addr(&server)).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    // hyper answers 408 or just closes; either way the connection ends.
+    let ended = stalled.read_to_end(&mut rest);
+    assert!(ended.is_ok(), "still open after 30 s: {ended:?}");
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_secs(9)..Duration::from_secs(15)).contains(&took),
+        "closed after {took:?}"
+    );
 }
