@@ -21,8 +21,8 @@
 
 mod exchange;
 mod status;
+mod supervise;
 
-use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,6 +53,7 @@ use crate::target::Addressing;
 use crate::transport::{SipEndpoint, TransportError, TransportSettings};
 use exchange::{Exchange, ExchangeResult, Outcome};
 use status::StatusWriter;
+use supervise::{Suspects, HEARTBEAT_INTERVAL};
 
 /// Engine settings (from `sip.*` and `outbound.*`).
 #[derive(Debug, Clone)]
@@ -113,7 +114,7 @@ impl Engine {
         std::thread::Builder::new()
             .name("trunkline-sip".into())
             .spawn(move || {
-                runtime.block_on(run_engine(
+                runtime.block_on(supervise::run_engine(
                     settings,
                     Storage {
                         store,
@@ -158,140 +159,6 @@ struct Storage {
     board: Arc<StatusBoard>,
     runtime: tokio::runtime::Handle,
 }
-
-/// The SIP thread's whole life: bind, report the endpoint, run the engine until told to stop,
-/// restarting it after a panic.
-async fn run_engine(
-    settings: EngineSettings,
-    storage: Storage,
-    mut events: broadcast::Receiver<ChangeEvent>,
-    ready: oneshot::Sender<Result<Arc<SipEndpoint>, TransportError>>,
-    stop: CancellationToken,
-    heartbeat: Arc<Heartbeat>,
-) {
-    use futures_util::FutureExt;
-
-    let (sip, mut closed) = match SipEndpoint::bind(&settings.transport).await {
-        Ok((sip, closed)) => (Arc::new(sip), closed),
-        Err(err) => {
-            let _ = ready.send(Err(err));
-            return;
-        }
-    };
-    tracing::info!(udp = %sip.udp, tcp = %sip.tcp, tls = ?sip.tls, "SIP endpoint listening");
-    if ready.send(Ok(sip.clone())).is_err() {
-        sip.shutdown();
-        return;
-    }
-    let restarts = metrics::counter!("trunkline_engine_restarts_total");
-    let suspects = Rc::new(Suspects::default());
-    let mut pause = RESTART_PAUSE_MIN;
-    loop {
-        let core = Core::new(settings.clone(), &storage, sip.clone(), suspects.clone());
-        let started = Instant::now();
-        let run = std::panic::AssertUnwindSafe(Core::run(
-            core,
-            &mut events,
-            &mut closed,
-            &stop,
-            &heartbeat,
-        ));
-        let Err(panic) = run.catch_unwind().await else {
-            break;
-        };
-        heartbeat.down();
-        restarts.increment(1);
-        tracing::error!(
-            cause = panic_message(panic.as_ref()),
-            "the registration engine panicked; restarting it from the store"
-        );
-        if let Some((id, hold)) = suspects.on_panic() {
-            tracing::warn!(%id, hold_secs = hold.as_secs(), "holding back the registration the engine was handling when it panicked");
-        }
-        if stop.is_cancelled() {
-            break;
-        }
-        // A panic that recurs at once (one registration's reply, say) is not retried in a
-        // tight loop: the pause doubles up to a limit, and starts over after a calm run.
-        if started.elapsed() > RESTART_CALM {
-            pause = RESTART_PAUSE_MIN;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.cancelled() => break,
-        }
-        pause = (pause * 2).min(RESTART_PAUSE_MAX);
-    }
-    heartbeat.down();
-    sip.shutdown();
-}
-
-/// The text of a panic's payload (`panic!` with a literal or a formatted message).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message")
-}
-
-/// Registrations the engine panicked while handling, held back by the engine's next runs so
-/// that one registration whose registrar's reply trips a bug cannot stop the engine for
-/// everyone over and over. Shared by the supervisor and each run of the engine (one thread).
-#[derive(Default)]
-struct Suspects {
-    /// The registration being handled right now: set around each step for one registration
-    /// (an exchange being polled, its outcome being applied, a REGISTER being started).
-    handling: Cell<Option<Uuid>>,
-    held: RefCell<HashMap<Uuid, Hold>>,
-}
-
-struct Hold {
-    until: Instant,
-    length: Duration,
-}
-
-/// How long a suspect is held back: doubling from the first to the last each time the engine
-/// panics on it again.
-const HOLD_FIRST: Duration = Duration::from_secs(60);
-const HOLD_LAST: Duration = Duration::from_secs(3600);
-
-impl Suspects {
-    /// The engine panicked: holds back the registration it was handling, if any.
-    fn on_panic(&self) -> Option<(Uuid, Duration)> {
-        let id = self.handling.take()?;
-        let mut held = self.held.borrow_mut();
-        let length = held
-            .get(&id)
-            .map_or(HOLD_FIRST, |hold| (hold.length * 2).min(HOLD_LAST));
-        held.insert(
-            id,
-            Hold {
-                until: Instant::now() + length,
-                length,
-            },
-        );
-        Some((id, length))
-    }
-
-    /// Until when a registration is held back, if it is.
-    fn held_until(&self, id: Uuid) -> Option<Instant> {
-        let held = self.held.borrow();
-        held.get(&id)
-            .map(|hold| hold.until)
-            .filter(|until| *until > Instant::now())
-    }
-}
-
-/// Pause before restarting a panicked engine: doubling from the first to the last, back to
-/// the first after a run longer than [`RESTART_CALM`].
-const RESTART_PAUSE_MIN: Duration = Duration::from_secs(1);
-const RESTART_PAUSE_MAX: Duration = Duration::from_secs(30);
-const RESTART_CALM: Duration = Duration::from_secs(60);
-
-/// How often the engine's loop beats its heartbeat (readiness fails after a few silent
-/// seconds; see `trunkline_core::health`).
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One registration's state.
 struct Slot {
@@ -1449,21 +1316,5 @@ mod tests {
         }
         // Times before the origin (cannot happen in the engine) stay usable.
         assert_eq!(on_grid(origin + TIMER_GRID, origin), origin + TIMER_GRID);
-    }
-
-    #[test]
-    fn a_suspect_is_held_back_longer_each_time_the_engine_panics_on_it() {
-        let suspects = Suspects::default();
-        assert_eq!(suspects.on_panic(), None, "nothing was being handled");
-        let id = Uuid::new_v4();
-        for expected in [60, 120, 240, 480, 960, 1920, 3600, 3600] {
-            suspects.handling.set(Some(id));
-            assert_eq!(
-                suspects.on_panic(),
-                Some((id, Duration::from_secs(expected)))
-            );
-            assert!(suspects.held_until(id).is_some());
-        }
-        assert_eq!(suspects.held_until(Uuid::new_v4()), None);
     }
 }
