@@ -3,7 +3,7 @@
 //! admin token is configured. The presented and configured tokens are compared as SHA-256
 //! digests in constant time, so neither the token's length nor its content shows in timing.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,13 +13,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use trunkline_core::service::IssuedKey;
 use trunkline_core::AccountId;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::dialect::{bearer, own::Own};
+use crate::dialect::own::{self, Own};
+use crate::dialect::schema::printable;
+use crate::dialect::{bearer, ProblemDetails};
 use crate::error::{ApiError, DialectError, Result};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, PathParams};
 use crate::AppState;
 
 /// A configured admin token shorter than this is warned about at start.
@@ -82,6 +84,7 @@ impl From<IssuedKey> for IssuedKeyBody {
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewTenant {
+    #[schema(schema_with = printable::<1, 100>)]
     name: String,
 }
 
@@ -93,14 +96,15 @@ pub struct TenantBody {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(own::Components::openapi())
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(create_api_key))
         .routes(routes!(revoke_api_key))
 }
 
 #[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("adminToken" = [])),
-    responses((status = 200, body = Vec<TenantBody>)))]
+    responses((status = 200, body = Vec<TenantBody>),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn list_tenants(
     State(state): State<AppState>,
     _: Admin,
@@ -119,7 +123,11 @@ async fn list_tenants(
 }
 
 #[utoipa::path(post, path = "/v1/admin/tenants", tag = "admin", security(("adminToken" = [])),
-    request_body = NewTenant, responses((status = 201, body = IssuedKeyBody)))]
+    request_body = NewTenant,
+    responses((status = 201, body = IssuedKeyBody),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
+        (status = 404, response = ProblemDetails), (status = 413, response = ProblemDetails),
+        (status = 415, response = ProblemDetails)))]
 async fn create_tenant(
     State(state): State<AppState>,
     _: Admin,
@@ -131,11 +139,12 @@ async fn create_tenant(
 
 #[utoipa::path(post, path = "/v1/admin/tenants/{account_id}/api-keys", tag = "admin",
     security(("adminToken" = [])), params(("account_id" = String, Path)),
-    responses((status = 201, body = IssuedKeyBody)))]
+    responses((status = 201, body = IssuedKeyBody),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn create_api_key(
     State(state): State<AppState>,
     _: Admin,
-    Path(account_id): Path<String>,
+    PathParams(account_id, ..): PathParams<Own, String>,
 ) -> Result<(StatusCode, Json<IssuedKeyBody>), Own> {
     let tenant = AccountId::parse(&account_id).ok_or_else(ApiError::not_found)?;
     let issued = state.services.create_api_key(&tenant).await?;
@@ -144,11 +153,12 @@ async fn create_api_key(
 
 #[utoipa::path(delete, path = "/v1/admin/api-keys/{prefix}", tag = "admin",
     security(("adminToken" = [])), params(("prefix" = String, Path)),
-    responses((status = 204)))]
+    responses((status = 204),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn revoke_api_key(
     State(state): State<AppState>,
     _: Admin,
-    Path(prefix): Path<String>,
+    PathParams(prefix, ..): PathParams<Own, String>,
 ) -> Result<StatusCode, Own> {
     state.services.revoke_api_key(&prefix).await?;
     Ok(StatusCode::NO_CONTENT)

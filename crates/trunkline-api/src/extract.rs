@@ -190,6 +190,26 @@ where
     }
 }
 
+/// Path parameters of type `T`. A segment that does not decode (percent-escapes that are not
+/// UTF-8) cannot name a row, so it is a 404 in dialect `D`'s words, like any unknown id.
+pub struct PathParams<D, T>(pub T, pub PhantomData<D>);
+
+impl<S, D, T> FromRequestParts<S> for PathParams<D, T>
+where
+    S: Send + Sync,
+    D: Dialect,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = DialectError<D>;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value, PhantomData))
+            .map_err(|_| ApiError::not_found().into())
+    }
+}
+
 /// An optional integer query parameter; anything else is a 400 naming it.
 pub fn int_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     match value {

@@ -2,7 +2,7 @@
 //! `Authorization: Bearer`, RFC 9457 problem details, `skip`/`take` pages as
 //! `{items, totalCount, skip, take}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,13 +13,18 @@ use trunkline_core::model::{CoarseState, PhoneNumber, Trunk};
 use trunkline_core::page::OffsetPage;
 use trunkline_core::service::{window, PageLimits, PhoneNumberDraft, TrunkDraft};
 use trunkline_core::{Input, Timestamp};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::Object;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{bearer, problem_details, Dialect};
+use super::schema::{
+    e164, host_or_null, host_port, one_of, one_of_or_null, printable_or_null, quotable_or_null,
+    secret_or_null, uuid,
+};
+use super::{bearer, problem_details, Dialect, ProblemDetails};
 use crate::error::{ApiError, Result};
-use crate::extract::{int_param, uuid_path, Caller, JsonBody, QueryParams};
+use crate::extract::{int_param, uuid_path, Caller, JsonBody, PathParams, QueryParams};
 use crate::AppState;
 
 pub struct Dasha;
@@ -33,6 +38,11 @@ impl Dialect for Dasha {
         bearer(parts).ok_or_else(ApiError::unauthorized)
     }
 }
+
+/// The error responses of this dialect in the document's components.
+#[derive(OpenApi)]
+#[openapi(components(schemas(ProblemDetails), responses(ProblemDetails)))]
+struct Components;
 
 const PAGE: PageLimits = PageLimits {
     default: 20,
@@ -63,11 +73,11 @@ impl<T> DashaPage<T> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Rows to skip (≥ 0, default 0).
-    #[param(value_type = Option<i64>)]
+    /// Rows to skip (default 0).
+    #[param(value_type = Option<i64>, minimum = 0)]
     skip: Option<String>,
-    /// Rows to return (1–1000, default 20).
-    #[param(value_type = Option<i64>)]
+    /// Rows to return (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     take: Option<String>,
 }
 
@@ -85,28 +95,54 @@ impl PageParams {
 
 // --- trunks ---------------------------------------------------------------------------------------
 
-/// SIP trunk credentials, as in the vendor's `GET /api/v1/sip-credentials/{id}`.
+/// SIP trunk credentials, as in the vendor's `GET /api/v1/sip-credentials/{id}`; `source` is
+/// always `manual` for credentials created through the API.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SipCredential {
+    #[schema(format = Uuid)]
     id: String,
     org_id: String,
     server: String,
-    #[schema(example = "udp")]
+    #[schema(schema_with = transport_name)]
     transport: &'static str,
-    /// Always `manual` for credentials created through the API.
+    #[schema(schema_with = source_name)]
     source: &'static str,
+    #[schema(format = DateTime)]
     created_time: String,
+    #[schema(format = DateTime)]
     last_update_time: String,
+    #[schema(required = true)]
     domain: Option<String>,
+    #[schema(required = true)]
     auth_user: Option<String>,
     /// `null` unless the operator enabled `dasha.reveal_auth_password`.
+    #[schema(required = true)]
     auth_password: Option<String>,
+    #[schema(required = true)]
     description: Option<String>,
+    #[schema(required = true)]
     cps_limit: Option<i32>,
+    #[schema(required = true)]
     cps_key: Option<String>,
+    /// Always `null`: no VoIP provider integration.
+    #[schema(required = true, format = Uuid)]
     provider_id: Option<String>,
 }
+
+fn transport_name() -> Object {
+    one_of(TRANSPORTS)
+}
+
+fn transport_or_null() -> Object {
+    one_of_or_null(TRANSPORTS)
+}
+
+fn source_name() -> Object {
+    one_of(&["manual", "provider"])
+}
+
+const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
 
 impl From<Trunk> for SipCredential {
     fn from(t: Trunk) -> Self {
@@ -131,34 +167,83 @@ impl From<Trunk> for SipCredential {
     }
 }
 
-/// Writable fields of SIP credentials (create, or full replace).
+/// Writable fields of SIP credentials (create, or full replace). `server` is `host` or
+/// `host:port` (a name, an IPv4 address or a bracketed IPv6 address); `transport` defaults to
+/// `udp`; `domain` is a host without port, the registrar's domain when it is not `server`'s
+/// host. While passwords are write-only, an absent or `null` `authPassword` keeps the stored one
+/// on a PUT, and `""` clears it.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SipCredentialInput {
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(schema_with = host_port, required = true)]
     server: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "udp")]
+    #[schema(schema_with = transport_or_null)]
     transport: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = host_or_null)]
     domain: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = quotable_or_null::<1, 128>)]
     auth_user: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable, write_only)]
+    #[schema(schema_with = secret_or_null::<0, 128>)]
     auth_password: Input<SecretString>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = printable_or_null::<0, 1024>)]
     description: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<i32>, nullable, minimum = 1)]
-    cps_limit: Input<i64>,
+    #[schema(value_type = Option<i32>, nullable, minimum = 1, maximum = 2147483647)]
+    cps_limit: Input<WholeNumber>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = printable_or_null::<1, 128>)]
     cps_key: Input<String>,
+}
+
+/// A JSON integer. A number written with a zero fraction (`5.0`) is one too, as JSON Schema
+/// counts integers; any other fraction is a type error.
+pub struct WholeNumber(i64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected, Visitor};
+
+        struct Whole;
+
+        impl Visitor<'_> for Whole {
+            type Value = WholeNumber;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+
+            fn visit_i64<E: Error>(self, v: i64) -> std::result::Result<WholeNumber, E> {
+                Ok(WholeNumber(v))
+            }
+
+            fn visit_u64<E: Error>(self, v: u64) -> std::result::Result<WholeNumber, E> {
+                i64::try_from(v)
+                    .map(WholeNumber)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_f64<E: Error>(self, v: f64) -> std::result::Result<WholeNumber, E> {
+                // i64's range is [-2^63, 2^63); both bounds are exact in f64.
+                if v.fract() == 0.0
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v)
+                {
+                    Ok(WholeNumber(v as i64))
+                } else {
+                    Err(E::invalid_type(Unexpected::Float(v), &self))
+                }
+            }
+        }
+
+        deserializer.deserialize_any(Whole)
+    }
 }
 
 impl From<SipCredentialInput> for TrunkDraft {
@@ -170,7 +255,7 @@ impl From<SipCredentialInput> for TrunkDraft {
             auth_user: b.auth_user,
             auth_password: b.auth_password,
             description: b.description,
-            cps_limit: b.cps_limit,
+            cps_limit: b.cps_limit.map(|n| n.0),
             cps_key: b.cps_key,
         }
     }
@@ -182,27 +267,44 @@ impl From<SipCredentialInput> for TrunkDraft {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrationStatusBody {
-    /// `Disabled`, `Pending`, `Registered` or `Failed`.
+    #[schema(schema_with = coarse_state)]
     state: &'static str,
+    #[schema(required = true)]
     error_description: Option<&'static str>,
+    #[schema(required = true)]
     sip_response_message: Option<String>,
+    #[schema(required = true, format = DateTime)]
     last_updated: Option<String>,
+    #[schema(required = true, format = DateTime)]
     expires_at: Option<String>,
+}
+
+fn coarse_state() -> Object {
+    one_of(&["Disabled", "Pending", "Registered", "Failed"])
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SipPhoneNumber {
     phone_number: String,
+    #[schema(format = Uuid)]
     credentials_id: String,
     registration: bool,
     /// `null` when `registration` is false.
+    #[schema(required = true)]
     registration_status: Option<RegistrationStatusBody>,
+    #[schema(required = true)]
     display_name: Option<String>,
+    #[schema(required = true)]
     description: Option<String>,
+    /// Always `null`: no VoIP provider integration.
+    #[schema(required = true, format = Uuid)]
     provider_id: Option<String>,
+    #[schema(required = true)]
     incoming_calls_agent_id: Option<String>,
+    #[schema(format = DateTime)]
     created_time: String,
+    #[schema(format = DateTime)]
     last_update_time: String,
 }
 
@@ -248,44 +350,80 @@ impl SipPhoneNumber {
     }
 }
 
+/// A phone number to create: `phoneNumber` (E.164, unique per tenant: a duplicate is a 409)
+/// on the SIP credentials `credentialsId` of the same tenant (any other id is a 400).
+/// `incomingCallsAgentId` is opaque, stored and returned.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SipPhoneNumberInput {
     #[serde(default)]
-    #[schema(value_type = String, example = "+14155550123")]
+    #[schema(schema_with = e164, required = true)]
     phone_number: Input<String>,
     #[serde(default)]
-    #[schema(value_type = String, format = Uuid)]
+    #[schema(schema_with = uuid, required = true)]
     credentials_id: Input<String>,
+    /// Keep a REGISTER alive for this number on those credentials (default false).
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     registration: Input<bool>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = quotable_or_null::<0, 128>)]
     display_name: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = printable_or_null::<0, 1024>)]
     description: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = printable_or_null::<0, 256>)]
     incoming_calls_agent_id: Input<String>,
 }
 
-impl From<SipPhoneNumberInput> for PhoneNumberDraft {
-    fn from(b: SipPhoneNumberInput) -> Self {
-        Self {
-            phone_number: b.phone_number,
-            credentials_id: b.credentials_id,
-            registration: b.registration,
-            display_name: b.display_name,
-            description: b.description,
-            incoming_calls_agent_id: b.incoming_calls_agent_id,
-        }
-    }
+/// A phone number's writable fields (full replace): as for creating one, but the number is the
+/// path's, and a `phoneNumber` in the body must repeat it (any other is a 400).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SipPhoneNumberReplaceInput {
+    #[serde(default)]
+    #[schema(ignore)]
+    phone_number: Input<String>,
+    #[serde(default)]
+    #[schema(schema_with = uuid, required = true)]
+    credentials_id: Input<String>,
+    /// Keep a REGISTER alive for this number on those credentials (default false).
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    registration: Input<bool>,
+    #[serde(default)]
+    #[schema(schema_with = quotable_or_null::<0, 128>)]
+    display_name: Input<String>,
+    #[serde(default)]
+    #[schema(schema_with = printable_or_null::<0, 1024>)]
+    description: Input<String>,
+    #[serde(default)]
+    #[schema(schema_with = printable_or_null::<0, 256>)]
+    incoming_calls_agent_id: Input<String>,
 }
 
+macro_rules! number_draft {
+    ($body:ty) => {
+        impl From<$body> for PhoneNumberDraft {
+            fn from(b: $body) -> Self {
+                Self {
+                    phone_number: b.phone_number,
+                    credentials_id: b.credentials_id,
+                    registration: b.registration,
+                    display_name: b.display_name,
+                    description: b.description,
+                    incoming_calls_agent_id: b.incoming_calls_agent_id,
+                }
+            }
+        }
+    };
+}
+number_draft!(SipPhoneNumberInput);
+number_draft!(SipPhoneNumberReplaceInput);
+
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(Components::openapi())
         .routes(routes!(list_trunks, create_trunk))
         .routes(routes!(get_trunk, replace_trunk, delete_trunk))
         .routes(routes!(list_numbers, create_number))
@@ -293,7 +431,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/sip-credentials", tag = "dasha", params(PageParams),
-    security(("bearerAuth" = [])), responses((status = 200, body = DashaPage<SipCredential>)))]
+    security(("bearerAuth" = [])),
+    responses((status = 200, body = DashaPage<SipCredential>),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails)))]
 async fn list_trunks(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
@@ -308,7 +448,9 @@ async fn list_trunks(
 
 #[utoipa::path(post, path = "/api/v1/sip-credentials", tag = "dasha",
     security(("bearerAuth" = [])), request_body = SipCredentialInput,
-    responses((status = 201, body = SipCredential)))]
+    responses((status = 201, body = SipCredential),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
+        (status = 413, response = ProblemDetails), (status = 415, response = ProblemDetails)))]
 async fn create_trunk(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
@@ -323,11 +465,12 @@ async fn create_trunk(
 
 #[utoipa::path(get, path = "/api/v1/sip-credentials/{id}", tag = "dasha",
     security(("bearerAuth" = [])), params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = SipCredential)))]
+    responses((status = 200, body = SipCredential),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn get_trunk(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
-    Path(id): Path<String>,
+    PathParams(id, ..): PathParams<Dasha, String>,
 ) -> Result<Json<SipCredential>, Dasha> {
     let trunk = state
         .services
@@ -340,11 +483,15 @@ async fn get_trunk(
 /// `authPassword` keeps the stored one and `""` clears it.
 #[utoipa::path(put, path = "/api/v1/sip-credentials/{id}", tag = "dasha",
     security(("bearerAuth" = [])), params(("id" = String, Path, format = Uuid)),
-    request_body = SipCredentialInput, responses((status = 200, body = SipCredential)))]
+    request_body = SipCredentialInput,
+    responses((status = 200, body = SipCredential),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
+        (status = 404, response = ProblemDetails), (status = 413, response = ProblemDetails),
+        (status = 415, response = ProblemDetails)))]
 async fn replace_trunk(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
-    Path(id): Path<String>,
+    PathParams(id, ..): PathParams<Dasha, String>,
     JsonBody(body, ..): JsonBody<Dasha, SipCredentialInput>,
 ) -> Result<Json<SipCredential>, Dasha> {
     let id = uuid_path(&id)?;
@@ -358,11 +505,13 @@ async fn replace_trunk(
 /// Deletes SIP credentials; 409 while phone numbers still use them.
 #[utoipa::path(delete, path = "/api/v1/sip-credentials/{id}", tag = "dasha",
     security(("bearerAuth" = [])), params(("id" = String, Path, format = Uuid)),
-    responses((status = 204), (status = 409)))]
+    responses((status = 204),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails),
+        (status = 409, response = ProblemDetails)))]
 async fn delete_trunk(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
-    Path(id): Path<String>,
+    PathParams(id, ..): PathParams<Dasha, String>,
 ) -> Result<StatusCode, Dasha> {
     state
         .services
@@ -372,7 +521,9 @@ async fn delete_trunk(
 }
 
 #[utoipa::path(get, path = "/api/v1/sip-phone-numbers", tag = "dasha", params(PageParams),
-    security(("bearerAuth" = [])), responses((status = 200, body = DashaPage<SipPhoneNumber>)))]
+    security(("bearerAuth" = [])),
+    responses((status = 200, body = DashaPage<SipPhoneNumber>),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails)))]
 async fn list_numbers(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
@@ -390,7 +541,10 @@ async fn list_numbers(
 
 #[utoipa::path(post, path = "/api/v1/sip-phone-numbers", tag = "dasha",
     security(("bearerAuth" = [])), request_body = SipPhoneNumberInput,
-    responses((status = 201, body = SipPhoneNumber)))]
+    responses((status = 201, body = SipPhoneNumber),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
+        (status = 409, response = ProblemDetails), (status = 413, response = ProblemDetails),
+        (status = 415, response = ProblemDetails)))]
 async fn create_number(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
@@ -408,11 +562,12 @@ async fn create_number(
 
 #[utoipa::path(get, path = "/api/v1/sip-phone-numbers/{phoneNumber}", tag = "dasha",
     security(("bearerAuth" = [])), params(("phoneNumber" = String, Path, example = "+14155550123")),
-    responses((status = 200, body = SipPhoneNumber)))]
+    responses((status = 200, body = SipPhoneNumber),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn get_number(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
-    Path(number): Path<String>,
+    PathParams(number, ..): PathParams<Dasha, String>,
 ) -> Result<Json<SipPhoneNumber>, Dasha> {
     let number = state.services.phone_number(&caller.tenant, &number).await?;
     Ok(Json(SipPhoneNumber::from_model(number, Timestamp::now())))
@@ -420,13 +575,17 @@ async fn get_number(
 
 /// Full replace of the writable fields; `phoneNumber` itself cannot change.
 #[utoipa::path(put, path = "/api/v1/sip-phone-numbers/{phoneNumber}", tag = "dasha",
-    security(("bearerAuth" = [])), params(("phoneNumber" = String, Path)),
-    request_body = SipPhoneNumberInput, responses((status = 200, body = SipPhoneNumber)))]
+    security(("bearerAuth" = [])), params(("phoneNumber" = String, Path, example = "+14155550123")),
+    request_body = SipPhoneNumberReplaceInput,
+    responses((status = 200, body = SipPhoneNumber),
+        (status = 400, response = ProblemDetails), (status = 401, response = ProblemDetails),
+        (status = 404, response = ProblemDetails), (status = 413, response = ProblemDetails),
+        (status = 415, response = ProblemDetails)))]
 async fn replace_number(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
-    Path(number): Path<String>,
-    JsonBody(body, ..): JsonBody<Dasha, SipPhoneNumberInput>,
+    PathParams(number, ..): PathParams<Dasha, String>,
+    JsonBody(body, ..): JsonBody<Dasha, SipPhoneNumberReplaceInput>,
 ) -> Result<Json<SipPhoneNumber>, Dasha> {
     let number = state
         .services
@@ -436,16 +595,38 @@ async fn replace_number(
 }
 
 #[utoipa::path(delete, path = "/api/v1/sip-phone-numbers/{phoneNumber}", tag = "dasha",
-    security(("bearerAuth" = [])), params(("phoneNumber" = String, Path)),
-    responses((status = 204)))]
+    security(("bearerAuth" = [])), params(("phoneNumber" = String, Path, example = "+14155550123")),
+    responses((status = 204),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn delete_number(
     State(state): State<AppState>,
     caller: Caller<Dasha>,
-    Path(number): Path<String>,
+    PathParams(number, ..): PathParams<Dasha, String>,
 ) -> Result<StatusCode, Dasha> {
     state
         .services
         .delete_phone_number(&caller.tenant, &number)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WholeNumber;
+
+    fn whole(json: &str) -> Result<i64, serde_json::Error> {
+        serde_json::from_str::<WholeNumber>(json).map(|n| n.0)
+    }
+
+    #[test]
+    fn integers_may_carry_a_zero_fraction_and_nothing_else() {
+        assert_eq!(whole("5").unwrap(), 5);
+        assert_eq!(whole("-1").unwrap(), -1);
+        assert_eq!(whole("5.0").unwrap(), 5);
+        assert_eq!(whole("2147483647.0").unwrap(), 2_147_483_647);
+        assert_eq!(whole("9223372036854775807").unwrap(), i64::MAX);
+        for bad in ["1.5", "1e30", "18446744073709551615", "\"5\"", "true"] {
+            assert!(whole(bad).is_err(), "{bad} was accepted");
+        }
+    }
 }

@@ -4,13 +4,19 @@
 
 pub mod dasha;
 pub mod own;
+pub(crate) mod schema;
 pub mod ultravox;
 pub mod vobiz;
+
+use std::collections::BTreeMap;
 
 use axum::http::request::Parts;
 use axum::response::Response;
 use secrecy::SecretString;
+use serde::Serialize;
 use trunkline_core::AccountId;
+use utoipa::openapi::RefOr;
+use utoipa::{ToResponse, ToSchema};
 
 use crate::error::ApiError;
 
@@ -42,6 +48,57 @@ pub(crate) fn bearer(parts: &Parts) -> Option<SecretString> {
         .then(|| SecretString::from(token.trim().to_owned()))
 }
 
+/// An RFC 9457 problem details body, as Dasha and trunkline's own `/v1/` write it (fields in
+/// the order they are written).
+#[derive(Serialize, ToSchema)]
+pub struct ProblemDetails {
+    /// A sentence for the client.
+    detail: String,
+    /// Messages per field (`$` for the body as a whole); on validation failures (400) only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    errors: Option<BTreeMap<String, Vec<String>>>,
+    /// The HTTP status code.
+    status: u16,
+    /// The status's reason phrase, or "One or more validation errors occurred.".
+    title: String,
+    /// The status's section of RFC 9110.
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+impl<'r> ToResponse<'r> for ProblemDetails {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        error_response(
+            "ProblemDetails",
+            "RFC 9457 problem details.",
+            PROBLEM_JSON,
+            "ProblemDetails",
+        )
+    }
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A reusable error response (`components.responses`) whose body is the schema `schema`.
+pub(crate) fn error_response<'r>(
+    name: &'r str,
+    description: &str,
+    content_type: &str,
+    schema: &str,
+) -> (&'r str, RefOr<utoipa::openapi::Response>) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(schema)))
+        .build();
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content(content_type, content)
+        .build();
+    (name, RefOr::T(response))
+}
+
 /// RFC 9457 problem details (`application/problem+json`), as ASP.NET Core writes them: `type`
 /// points at the status's section of RFC 9110, `errors` appears on validation failures only.
 pub(crate) fn problem_details(error: ApiError) -> Response {
@@ -66,14 +123,8 @@ pub(crate) fn problem_details(error: ApiError) -> Response {
     } else {
         error.status.canonical_reason().unwrap_or("Error")
     };
-    let mut body = serde_json::json!({
-        "type": format!("https://tools.ietf.org/html/rfc9110#section-{section}"),
-        "title": title,
-        "status": error.status.as_u16(),
-        "detail": error.message,
-    });
-    if validation {
-        let errors: serde_json::Map<String, serde_json::Value> = error
+    let errors = validation.then(|| {
+        error
             .fields
             .iter()
             .map(|(field, messages)| {
@@ -82,15 +133,21 @@ pub(crate) fn problem_details(error: ApiError) -> Response {
                 } else {
                     field.as_str()
                 };
-                (name.to_owned(), serde_json::Value::from(messages.clone()))
+                (name.to_owned(), messages.clone())
             })
-            .collect();
-        body["errors"] = serde_json::Value::Object(errors);
-    }
+            .collect()
+    });
+    let body = ProblemDetails {
+        detail: error.message,
+        errors,
+        status: error.status.as_u16(),
+        title: title.to_owned(),
+        kind: format!("https://tools.ietf.org/html/rfc9110#section-{section}"),
+    };
     (
         error.status,
-        [(CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
+        [(CONTENT_TYPE, PROBLEM_JSON)],
+        serde_json::to_string(&body).expect("serializable"),
     )
         .into_response()
 }

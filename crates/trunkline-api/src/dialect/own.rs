@@ -1,7 +1,7 @@
 //! trunkline's own endpoints under `/v1/`: any dialect's key authenticates, errors are RFC 9457
 //! problem details. Today: the live status of one outbound registration.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::Json;
@@ -9,13 +9,13 @@ use secrecy::SecretString;
 use serde::Serialize;
 use trunkline_core::model::Transport;
 use trunkline_core::{AccountId, Timestamp};
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{bearer, header, problem_details, Dialect};
+use super::{bearer, header, problem_details, Dialect, ProblemDetails};
 use crate::error::{ApiError, Result};
-use crate::extract::Caller;
+use crate::extract::{Caller, PathParams};
 use crate::AppState;
 
 pub struct Own;
@@ -93,8 +93,13 @@ pub struct History {
     items: Vec<AttemptView>,
 }
 
+/// The error responses of `/v1/` in the document's components.
+#[derive(OpenApi)]
+#[openapi(components(schemas(ProblemDetails), responses(ProblemDetails)))]
+pub(crate) struct Components;
+
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(Components::openapi())
         .routes(routes!(registration_status))
         .routes(routes!(registration_history))
 }
@@ -103,11 +108,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/v1/registrations/{id}/history", tag = "trunkline",
     params(("id" = String, Path)),
     security(("apiKeyAuth" = []), ("bearerAuth" = []), ("authId" = [], "authToken" = [])),
-    responses((status = 200, body = History), (status = 404)))]
+    responses((status = 200, body = History),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn registration_history(
     State(state): State<AppState>,
     caller: Caller<Own>,
-    Path(id): Path<String>,
+    PathParams(id, ..): PathParams<Own, String>,
 ) -> Result<Json<History>, Own> {
     let attempts = state
         .services
@@ -134,11 +140,12 @@ async fn registration_history(
 #[utoipa::path(get, path = "/v1/registrations/{id}", tag = "trunkline",
     params(("id" = String, Path)),
     security(("apiKeyAuth" = []), ("bearerAuth" = []), ("authId" = [], "authToken" = [])),
-    responses((status = 200, body = RegistrationStatusView), (status = 404)))]
+    responses((status = 200, body = RegistrationStatusView),
+        (status = 401, response = ProblemDetails), (status = 404, response = ProblemDetails)))]
 async fn registration_status(
     State(state): State<AppState>,
     caller: Caller<Own>,
-    Path(id): Path<String>,
+    PathParams(id, ..): PathParams<Own, String>,
 ) -> Result<Json<RegistrationStatusView>, Own> {
     let view = state
         .services

@@ -2,25 +2,28 @@
 //! (`{"field": ["…"]}` for validation, `{"detail": "…"}` otherwise), keyset cursor pages with
 //! absolute `next`/`previous` URLs.
 
-use axum::extract::{Path, State};
+use std::collections::BTreeMap;
+
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use trunkline_core::model::{ultravox_successful, Registration};
 use trunkline_core::page::Cursor;
 use trunkline_core::service::{page_size, PageLimits, RegistrationDraft};
 use trunkline_core::{Input, Timestamp};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{header, Dialect};
+use super::schema::{quotable_or_null, secret, sip_target, sip_target_or_null, sip_user};
+use super::{error_response, header, Dialect};
 use crate::error::{ApiError, Result, BODY_FIELD};
-use crate::extract::{int_param, uuid_path, Caller, JsonBody, QueryParams};
+use crate::extract::{int_param, uuid_path, Caller, JsonBody, PathParams, QueryParams};
 use crate::AppState;
 
 pub struct Ultravox;
@@ -28,9 +31,11 @@ pub struct Ultravox;
 impl Dialect for Ultravox {
     fn render(error: ApiError) -> Response {
         let body = if error.fields.is_empty() {
-            serde_json::json!({ "detail": error.message })
+            UltravoxError::Detail {
+                detail: error.message,
+            }
         } else {
-            let fields: Map<String, Value> = error
+            let fields = error
                 .fields
                 .iter()
                 .map(|(field, messages)| {
@@ -39,10 +44,10 @@ impl Dialect for Ultravox {
                     } else {
                         field
                     };
-                    (name.to_owned(), Value::from(messages.clone()))
+                    (name.to_owned(), messages.clone())
                 })
                 .collect();
-            Value::Object(fields)
+            UltravoxError::Fields(fields)
         };
         (error.status, Json(body)).into_response()
     }
@@ -54,6 +59,33 @@ impl Dialect for Ultravox {
     }
 }
 
+/// Django REST framework's error body.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UltravoxError {
+    /// Anything but a validation failure: `{"detail": "…"}`.
+    Detail { detail: String },
+    /// A validation failure (400): messages per field, `non_field_errors` for the body as a
+    /// whole.
+    Fields(BTreeMap<String, Vec<String>>),
+}
+
+impl<'r> ToResponse<'r> for UltravoxError {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        error_response(
+            "UltravoxError",
+            "An error, in Django REST framework's shape.",
+            "application/json",
+            "UltravoxError",
+        )
+    }
+}
+
+/// The error responses of this dialect in the document's components.
+#[derive(OpenApi)]
+#[openapi(components(schemas(UltravoxError), responses(UltravoxError)))]
+struct Components;
+
 const PAGE: PageLimits = PageLimits {
     default: 100,
     max: 1000,
@@ -64,14 +96,18 @@ const PATH: &str = "/api/sip/registrations";
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SipRegistration {
+    #[schema(format = Uuid)]
     registration_id: String,
     #[schema(format = DateTime)]
     created: String,
     username: String,
     proxy: String,
+    #[schema(required = true)]
     outbound_proxy: Option<String>,
+    #[schema(required = true)]
     auth_user: Option<String>,
     /// `null` until the first attempt resolves, `true` while registered, `false` after a failure.
+    #[schema(required = true)]
     successful: Option<bool>,
 }
 
@@ -89,24 +125,28 @@ impl SipRegistration {
     }
 }
 
-/// Create or partial-update body.
+/// Create body: `username` (the SIP username to register as), `password` (write-only),
+/// `proxy` (the SIP server to register with), and optionally `outboundProxy` (a proxy used to
+/// reach it) and `authUser` (the authentication username, if not `username`). `proxy` and
+/// `outboundProxy` take `host`, `host:port`, `[v6]:port`, or a `sip:`/`sips:` URI of one with an
+/// optional `;transport=udp|tcp|tls`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SipRegistrationInput {
     #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 60)]
+    #[schema(schema_with = sip_user::<1, 60>, required = true)]
     username: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, write_only)]
+    #[schema(schema_with = secret::<1, 128>, required = true)]
     password: Input<SecretString>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 100)]
+    #[schema(schema_with = sip_target::<100>, required = true)]
     proxy: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 100, nullable)]
+    #[schema(schema_with = sip_target_or_null::<100>)]
     outbound_proxy: Input<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 60, nullable)]
+    #[schema(schema_with = quotable_or_null::<1, 60>)]
     auth_user: Input<String>,
 }
 
@@ -122,9 +162,45 @@ impl From<SipRegistrationInput> for RegistrationDraft {
     }
 }
 
+/// Partial-update body: omitted fields stay unchanged; `outboundProxy` and `authUser` may be
+/// `null` (cleared), the others may not.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchedSipRegistrationInput {
+    #[serde(default)]
+    #[schema(schema_with = sip_user::<1, 60>)]
+    username: Input<String>,
+    #[serde(default)]
+    #[schema(schema_with = secret::<1, 128>)]
+    password: Input<SecretString>,
+    #[serde(default)]
+    #[schema(schema_with = sip_target::<100>)]
+    proxy: Input<String>,
+    #[serde(default)]
+    #[schema(schema_with = sip_target_or_null::<100>)]
+    outbound_proxy: Input<String>,
+    #[serde(default)]
+    #[schema(schema_with = quotable_or_null::<1, 60>)]
+    auth_user: Input<String>,
+}
+
+impl From<PatchedSipRegistrationInput> for RegistrationDraft {
+    fn from(body: PatchedSipRegistrationInput) -> Self {
+        Self {
+            username: body.username,
+            password: body.password,
+            proxy: body.proxy,
+            outbound_proxy: body.outbound_proxy,
+            auth_user: body.auth_user,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PaginatedSipRegistrationList {
+    #[schema(required = true)]
     next: Option<String>,
+    #[schema(required = true)]
     previous: Option<String>,
     results: Vec<SipRegistration>,
     total: u64,
@@ -134,15 +210,17 @@ pub struct PaginatedSipRegistrationList {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// The pagination cursor value.
+    /// The pagination cursor value: `next` or `previous` of an earlier page, as given (any
+    /// other text is a 400); empty means the first page.
+    #[param(max_length = 128, pattern = "^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
-    /// Number of results to return per page (1–1000, default 100).
-    #[param(value_type = Option<i64>)]
+    /// Number of results to return per page (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     page_size: Option<String>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(Components::openapi())
         .routes(routes!(list_registrations, create_registration))
         .routes(routes!(
             get_registration,
@@ -154,7 +232,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Lists the tenant's registrations, oldest first.
 #[utoipa::path(get, path = "/api/sip/registrations", tag = "ultravox", params(ListParams),
     security(("apiKeyAuth" = [])),
-    responses((status = 200, body = PaginatedSipRegistrationList)))]
+    responses((status = 200, body = PaginatedSipRegistrationList),
+        (status = 400, response = UltravoxError), (status = 401, response = UltravoxError)))]
 async fn list_registrations(
     State(state): State<AppState>,
     caller: Caller<Ultravox>,
@@ -201,7 +280,9 @@ async fn list_registrations(
 /// Creates a registration; the engine registers it at once.
 #[utoipa::path(post, path = "/api/sip/registrations", tag = "ultravox",
     security(("apiKeyAuth" = [])), request_body = SipRegistrationInput,
-    responses((status = 201, body = SipRegistration)))]
+    responses((status = 201, body = SipRegistration),
+        (status = 400, response = UltravoxError), (status = 401, response = UltravoxError),
+        (status = 413, response = UltravoxError), (status = 415, response = UltravoxError)))]
 async fn create_registration(
     State(state): State<AppState>,
     caller: Caller<Ultravox>,
@@ -218,12 +299,13 @@ async fn create_registration(
 }
 
 #[utoipa::path(get, path = "/api/sip/registrations/{registrationId}", tag = "ultravox",
-    security(("apiKeyAuth" = [])), params(("registrationId" = String, Path)),
-    responses((status = 200, body = SipRegistration)))]
+    security(("apiKeyAuth" = [])), params(("registrationId" = String, Path, format = Uuid)),
+    responses((status = 200, body = SipRegistration),
+        (status = 401, response = UltravoxError), (status = 404, response = UltravoxError)))]
 async fn get_registration(
     State(state): State<AppState>,
     caller: Caller<Ultravox>,
-    Path(id): Path<String>,
+    PathParams(id, ..): PathParams<Ultravox, String>,
 ) -> Result<Json<SipRegistration>, Ultravox> {
     let found = state
         .services
@@ -234,13 +316,17 @@ async fn get_registration(
 
 /// Partial update: omitted fields stay unchanged; the engine re-registers with the new values.
 #[utoipa::path(patch, path = "/api/sip/registrations/{registrationId}", tag = "ultravox",
-    security(("apiKeyAuth" = [])), params(("registrationId" = String, Path)),
-    request_body = SipRegistrationInput, responses((status = 200, body = SipRegistration)))]
+    security(("apiKeyAuth" = [])), params(("registrationId" = String, Path, format = Uuid)),
+    request_body = PatchedSipRegistrationInput,
+    responses((status = 200, body = SipRegistration),
+        (status = 400, response = UltravoxError), (status = 401, response = UltravoxError),
+        (status = 404, response = UltravoxError), (status = 413, response = UltravoxError),
+        (status = 415, response = UltravoxError)))]
 async fn update_registration(
     State(state): State<AppState>,
     caller: Caller<Ultravox>,
-    Path(id): Path<String>,
-    JsonBody(body, ..): JsonBody<Ultravox, SipRegistrationInput>,
+    PathParams(id, ..): PathParams<Ultravox, String>,
+    JsonBody(body, ..): JsonBody<Ultravox, PatchedSipRegistrationInput>,
 ) -> Result<Json<SipRegistration>, Ultravox> {
     let id = uuid_path(&id)?;
     let updated = state
@@ -252,12 +338,13 @@ async fn update_registration(
 
 /// Deletes a registration; the engine unregisters it.
 #[utoipa::path(delete, path = "/api/sip/registrations/{registrationId}", tag = "ultravox",
-    security(("apiKeyAuth" = [])), params(("registrationId" = String, Path)),
-    responses((status = 204)))]
+    security(("apiKeyAuth" = [])), params(("registrationId" = String, Path, format = Uuid)),
+    responses((status = 204),
+        (status = 401, response = UltravoxError), (status = 404, response = UltravoxError)))]
 async fn delete_registration(
     State(state): State<AppState>,
     caller: Caller<Ultravox>,
-    Path(id): Path<String>,
+    PathParams(id, ..): PathParams<Ultravox, String>,
 ) -> Result<StatusCode, Ultravox> {
     state
         .services

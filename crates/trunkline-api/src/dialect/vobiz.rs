@@ -1,7 +1,7 @@
 //! Vobiz dialect: inbound credentials under `/api/v1/account/{auth_id}/…`, `X-Auth-ID` +
 //! `X-Auth-Token`, `{"api_id", "error"}` bodies, `limit`/`offset` pages with `meta`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,24 +11,26 @@ use serde::{Deserialize, Serialize};
 use trunkline_core::model::InboundCredential;
 use trunkline_core::service::{window, CredentialDraft, PageLimits};
 use trunkline_core::{AccountId, Input};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{header, Dialect};
+use super::schema::{printable_or_null, secret, word};
+use super::{error_response, header, Dialect};
 use crate::error::{ApiError, Result};
-use crate::extract::{int_param, uuid_path, Caller, JsonBody, QueryParams};
+use crate::extract::{int_param, uuid_path, Caller, JsonBody, PathParams, QueryParams};
 use crate::AppState;
 
 pub struct Vobiz;
 
 impl Dialect for Vobiz {
     fn render(error: ApiError) -> Response {
-        let body = serde_json::json!({
-            "api_id": Uuid::new_v4().to_string(),
-            "error": error.message,
-        });
+        let body = VobizError {
+            api_id: Uuid::new_v4().to_string(),
+            error: error.message,
+        };
         (error.status, Json(body)).into_response()
     }
 
@@ -60,6 +62,32 @@ impl Dialect for Vobiz {
     }
 }
 
+/// The vendor's error body (its SDK reads `error`).
+#[derive(Serialize, ToSchema)]
+pub struct VobizError {
+    /// Fresh per response; identifies nothing server-side yet.
+    #[schema(format = Uuid)]
+    api_id: String,
+    /// A sentence for the client.
+    error: String,
+}
+
+impl<'r> ToResponse<'r> for VobizError {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        error_response(
+            "VobizError",
+            "An error, in the vendor's shape.",
+            "application/json",
+            "VobizError",
+        )
+    }
+}
+
+/// The error responses of this dialect in the document's components.
+#[derive(OpenApi)]
+#[openapi(components(schemas(VobizError), responses(VobizError)))]
+struct Components;
+
 const PAGE: PageLimits = PageLimits {
     default: 20,
     max: 100,
@@ -68,15 +96,20 @@ const PAGE: PageLimits = PageLimits {
 /// A credential as the vendor shows it; the password is always the literal `<redacted>`.
 #[derive(Serialize, ToSchema)]
 pub struct Credential {
+    #[schema(format = Uuid)]
     id: String,
     account_id: String,
     username: String,
+    /// Always `<redacted>`.
     #[schema(example = "<redacted>")]
     password: &'static str,
     realm: String,
     enabled: bool,
+    #[schema(required = true)]
     description: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -96,32 +129,58 @@ impl From<InboundCredential> for Credential {
     }
 }
 
+/// A credential to create; `username` is unique per account (a duplicate is a 409).
 #[derive(Deserialize, ToSchema)]
 pub struct CredentialInput {
     #[serde(default)]
-    #[schema(value_type = String, max_length = 64, pattern = "^[A-Za-z0-9_.-]+$")]
+    #[schema(schema_with = word::<1, 64>, required = true)]
     username: Input<String>,
     #[serde(default)]
-    #[schema(value_type = String, min_length = 8, max_length = 128, write_only)]
+    #[schema(schema_with = secret::<8, 128>, required = true)]
     password: Input<SecretString>,
+    /// Default true.
     #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool)]
     enabled: Input<bool>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(schema_with = printable_or_null::<0, 1024>)]
     description: Input<String>,
 }
 
-impl From<CredentialInput> for CredentialDraft {
-    fn from(b: CredentialInput) -> Self {
-        Self {
-            username: b.username,
-            password: b.password,
-            enabled: b.enabled,
-            description: b.description,
-        }
-    }
+/// A partial update: absent fields stay as they are. The username cannot change: a
+/// `username` in the body must repeat it (any other, or `null`, is a 400).
+#[derive(Deserialize, ToSchema)]
+pub struct CredentialUpdateInput {
+    #[serde(default)]
+    #[schema(ignore)]
+    username: Input<String>,
+    #[serde(default)]
+    #[schema(schema_with = secret::<8, 128>)]
+    password: Input<SecretString>,
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    enabled: Input<bool>,
+    #[serde(default)]
+    #[schema(schema_with = printable_or_null::<0, 1024>)]
+    description: Input<String>,
 }
+
+macro_rules! credential_draft {
+    ($body:ty) => {
+        impl From<$body> for CredentialDraft {
+            fn from(b: $body) -> Self {
+                Self {
+                    username: b.username,
+                    password: b.password,
+                    enabled: b.enabled,
+                    description: b.description,
+                }
+            }
+        }
+    };
+}
+credential_draft!(CredentialInput);
+credential_draft!(CredentialUpdateInput);
 
 #[derive(Serialize, ToSchema)]
 pub struct Meta {
@@ -139,16 +198,16 @@ pub struct CredentialList {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Maximum number of credentials to return (1–100, default 20).
-    #[param(value_type = Option<i64>)]
+    /// Maximum number of credentials to return (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// Number of credentials to skip (default 0).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 0)]
     offset: Option<String>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(Components::openapi())
         .routes(routes!(list_credentials))
         .routes(routes!(create_credential))
         .routes(routes!(
@@ -159,8 +218,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/trunks/credentials", tag = "vobiz",
-    params(("auth_id" = String, Path), PageParams),
-    security(("authId" = [], "authToken" = [])), responses((status = 200, body = CredentialList)))]
+    params(
+        ("auth_id" = String, Path, description = "The `X-Auth-ID` account; any other is a 403."),
+        PageParams
+    ),
+    security(("authId" = [], "authToken" = [])),
+    responses((status = 200, body = CredentialList),
+        (status = 400, response = VobizError), (status = 401, response = VobizError),
+        (status = 403, response = VobizError)))]
 async fn list_credentials(
     State(state): State<AppState>,
     caller: Caller<Vobiz>,
@@ -188,8 +253,15 @@ async fn list_credentials(
 }
 
 #[utoipa::path(post, path = "/api/v1/account/{auth_id}/credentials", tag = "vobiz",
-    params(("auth_id" = String, Path)), security(("authId" = [], "authToken" = [])),
-    request_body = CredentialInput, responses((status = 201, body = Credential), (status = 409)))]
+    params(
+        ("auth_id" = String, Path, description = "The `X-Auth-ID` account; any other is a 403.")
+    ),
+    security(("authId" = [], "authToken" = [])),
+    request_body = CredentialInput,
+    responses((status = 201, body = Credential),
+        (status = 400, response = VobizError), (status = 401, response = VobizError),
+        (status = 403, response = VobizError), (status = 409, response = VobizError),
+        (status = 413, response = VobizError), (status = 415, response = VobizError)))]
 async fn create_credential(
     State(state): State<AppState>,
     caller: Caller<Vobiz>,
@@ -203,12 +275,18 @@ async fn create_credential(
 }
 
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/credentials/{id}", tag = "vobiz",
-    params(("auth_id" = String, Path), ("id" = String, Path, format = Uuid)),
-    security(("authId" = [], "authToken" = [])), responses((status = 200, body = Credential)))]
+    params(
+        ("auth_id" = String, Path, description = "The `X-Auth-ID` account; any other is a 403."),
+        ("id" = String, Path, format = Uuid)
+    ),
+    security(("authId" = [], "authToken" = [])),
+    responses((status = 200, body = Credential),
+        (status = 401, response = VobizError), (status = 403, response = VobizError),
+        (status = 404, response = VobizError)))]
 async fn get_credential(
     State(state): State<AppState>,
     caller: Caller<Vobiz>,
-    Path((_, id)): Path<(String, String)>,
+    PathParams((_, id), ..): PathParams<Vobiz, (String, String)>,
 ) -> Result<Json<Credential>, Vobiz> {
     let found = state
         .services
@@ -219,14 +297,20 @@ async fn get_credential(
 
 /// Partial update of `password`, `enabled` and `description`; `username` cannot change.
 #[utoipa::path(put, path = "/api/v1/account/{auth_id}/credentials/{id}", tag = "vobiz",
-    params(("auth_id" = String, Path), ("id" = String, Path, format = Uuid)),
-    security(("authId" = [], "authToken" = [])), request_body = CredentialInput,
-    responses((status = 200, body = Credential)))]
+    params(
+        ("auth_id" = String, Path, description = "The `X-Auth-ID` account; any other is a 403."),
+        ("id" = String, Path, format = Uuid)
+    ),
+    security(("authId" = [], "authToken" = [])), request_body = CredentialUpdateInput,
+    responses((status = 200, body = Credential),
+        (status = 400, response = VobizError), (status = 401, response = VobizError),
+        (status = 403, response = VobizError), (status = 404, response = VobizError),
+        (status = 413, response = VobizError), (status = 415, response = VobizError)))]
 async fn update_credential(
     State(state): State<AppState>,
     caller: Caller<Vobiz>,
-    Path((_, id)): Path<(String, String)>,
-    JsonBody(body, ..): JsonBody<Vobiz, CredentialInput>,
+    PathParams((_, id), ..): PathParams<Vobiz, (String, String)>,
+    JsonBody(body, ..): JsonBody<Vobiz, CredentialUpdateInput>,
 ) -> Result<Json<Credential>, Vobiz> {
     let id = uuid_path(&id)?;
     let updated = state
@@ -238,12 +322,18 @@ async fn update_credential(
 
 /// Deletes a credential; its live bindings end with it.
 #[utoipa::path(delete, path = "/api/v1/account/{auth_id}/credentials/{id}", tag = "vobiz",
-    params(("auth_id" = String, Path), ("id" = String, Path, format = Uuid)),
-    security(("authId" = [], "authToken" = [])), responses((status = 204)))]
+    params(
+        ("auth_id" = String, Path, description = "The `X-Auth-ID` account; any other is a 403."),
+        ("id" = String, Path, format = Uuid)
+    ),
+    security(("authId" = [], "authToken" = [])),
+    responses((status = 204),
+        (status = 401, response = VobizError), (status = 403, response = VobizError),
+        (status = 404, response = VobizError)))]
 async fn delete_credential(
     State(state): State<AppState>,
     caller: Caller<Vobiz>,
-    Path((_, id)): Path<(String, String)>,
+    PathParams((_, id), ..): PathParams<Vobiz, (String, String)>,
 ) -> Result<StatusCode, Vobiz> {
     state
         .services
