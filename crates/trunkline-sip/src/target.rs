@@ -130,7 +130,9 @@ impl Addressing {
             .collect();
         if allowed.is_empty() {
             let mut refused = refused.into_iter();
-            let first = refused.next().expect("lookup returns at least one target");
+            let Some(first) = refused.next() else {
+                return Err(ResolveError::Lookup("no address to try".to_owned()));
+            };
             return Err(ResolveError::Refused {
                 first,
                 more: refused.len(),

@@ -188,7 +188,12 @@ impl Exchange {
                     }
                     tracing::debug!(id = %self.id, target = %target.addr, "trying the next target");
                 }
-                outcome.expect("resolve returns at least one target")
+                outcome.unwrap_or_else(|| {
+                    local_failure(
+                        RegistrationState::FailedTransport,
+                        "no address to try".to_owned(),
+                    )
+                })
             }
         };
         if let Outcome::Failed {
