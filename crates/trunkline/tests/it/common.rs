@@ -293,3 +293,80 @@ pub fn json(response: Response) -> (u16, Value) {
 
 #[allow(unused_imports)]
 pub use reqwest::Method;
+
+// --- outbound registrations (the engine's tests) ---
+
+/// How long a registration's status may take to reach what a test waits for.
+pub const STATUS_WAIT: Duration = Duration::from_secs(30);
+
+/// Creates an Ultravox registration (`body` as the dialect takes it); its id.
+pub fn create_registration(server: &Server, tenant: &Tenant, body: Value) -> String {
+    let (status, created) = json(
+        server
+            .ultravox(reqwest::Method::POST, "/api/sip/registrations", tenant)
+            .json(&body)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{created}");
+    created["registrationId"].as_str().unwrap().to_owned()
+}
+
+/// `GET /v1/registrations/{id}`: the engine's status of a registration or a Dasha number.
+pub fn registration_status(server: &Server, tenant: &Tenant, id: &str) -> Value {
+    let (status, body) = json(
+        server
+            .client
+            .get(server.url(&format!("/v1/registrations/{}", id.replace('+', "%2B"))))
+            .header("X-API-Key", &tenant.api_key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls the status until `done` holds (the status endpoint is what operators read too; the
+/// engine has no push channel to wait on); panics after [`STATUS_WAIT`].
+pub fn wait_for_registration(
+    server: &Server,
+    tenant: &Tenant,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + STATUS_WAIT;
+    loop {
+        let body = registration_status(server, tenant, id);
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never matched; last: {body:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the registration's `state` is `state`.
+pub fn wait_for_state(server: &Server, tenant: &Tenant, id: &str, state: &str) -> Value {
+    wait_for_registration(server, tenant, id, |body| body["state"] == state)
+}
+
+/// The sum of a Prometheus metric's samples (all label sets) in `/metrics`.
+pub fn metric(server: &Server, name: &str) -> f64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -8,45 +8,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{json as read, Method, Server, ServerOptions, Tenant};
+use crate::common::{
+    create_registration, json as read, registration_status, wait_for_registration, Method, Server,
+    ServerOptions, Tenant,
+};
 use crate::kamailio::{DigestAlgorithm, Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Polls `GET /v1/registrations/{id}` (the engine's status) until `done` holds. The engine
-/// offers no push channel; the status endpoint is what operators read too.
-fn wait_for_status(
-    server: &Server,
-    tenant: &Tenant,
-    id: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let body = status_of(server, tenant, id);
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status never matched; last: {body:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn status_of(server: &Server, tenant: &Tenant, id: &str) -> Value {
-    let (status, body) = read(
-        server
-            .client
-            .get(server.url(&format!("/v1/registrations/{}", id.replace('+', "%2B"))))
-            .header("X-API-Key", &tenant.api_key)
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 200, "{body}");
-    body
-}
 
 /// Polls the history endpoint until it lists at least `min` attempts (written in batches).
 fn wait_for_history(server: &Server, tenant: &Tenant, id: &str, min: usize) -> Value {
@@ -70,18 +38,6 @@ fn wait_for_history(server: &Server, tenant: &Tenant, id: &str, min: usize) -> V
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn create_registration(server: &Server, tenant: &Tenant, body: Value) -> String {
-    let (status, created) = read(
-        server
-            .ultravox(Method::POST, "/api/sip/registrations", tenant)
-            .json(&body)
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 201, "{created}");
-    created["registrationId"].as_str().unwrap().to_owned()
 }
 
 fn ultravox(server: &Server, tenant: &Tenant, id: &str) -> Value {
@@ -169,7 +125,7 @@ fn registers_over_udp_tcp_and_tls_and_reports_it() {
             "explicit Contact transport: {}",
             binding.contact
         );
-        let status = wait_for_status(&server, &tenant, &id, registered);
+        let status = wait_for_registration(&server, &tenant, &id, registered);
         assert_eq!(status["lastCode"], 200, "{user}");
         assert_eq!(status["transport"], transport.as_str());
         assert_eq!(status["consecutiveFailures"], 0);
@@ -204,7 +160,7 @@ fn answers_sha256_challenges_with_qop_auth() {
         json!({"username": "sha-user", "password": "sha-secret-1", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
     kamailio.wait_for_binding("sha-user", |_| true, WAIT);
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
 }
 
 #[test]
@@ -224,7 +180,7 @@ fn wrong_password_fails_auth_after_one_round_and_does_not_retry() {
         &tenant,
         json!({"username": "wrong-user", "password": "not-the-password", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
-    let status = wait_for_status(&server, &tenant, &id, |b| state(b) == "failed_auth");
+    let status = wait_for_registration(&server, &tenant, &id, |b| state(b) == "failed_auth");
     assert_eq!(status["lastCode"], 401);
     assert_eq!(status["failedBy"], "remote");
     assert_eq!(ultravox(&server, &tenant, &id)["successful"], false);
@@ -238,7 +194,7 @@ fn wrong_password_fails_auth_after_one_round_and_does_not_retry() {
         &tenant,
         json!({"username": "witness", "password": "witness-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
-    wait_for_status(&server, &tenant, &witness, registered);
+    wait_for_registration(&server, &tenant, &witness, registered);
     assert_eq!(
         kamailio.count("wrong-user"),
         2,
@@ -261,7 +217,7 @@ fn wrong_password_fails_auth_after_one_round_and_does_not_retry() {
     );
     assert_eq!(code, 200);
     kamailio.wait_for_binding("wrong-user", |_| true, WAIT);
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
 }
 
 #[test]
@@ -285,7 +241,7 @@ fn proxy_challenges_are_answered_in_proxy_authorization() {
     );
     // proxy_authenticate accepted the answer: only a Proxy-Authorization gets a binding here.
     kamailio.wait_for_binding("behind-proxy", |_| true, WAIT);
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
     let seen = kamailio.registers("behind-proxy");
     assert_eq!(
         seen.iter().map(|r| r.reply).collect::<Vec<_>>(),
@@ -308,7 +264,7 @@ fn proxy_challenges_are_answered_in_proxy_authorization() {
         &tenant,
         json!({"username": "wrong-behind-proxy", "password": "not-it", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
-    let status = wait_for_status(&server, &tenant, &wrong, |b| state(b) == "failed_auth");
+    let status = wait_for_registration(&server, &tenant, &wrong, |b| state(b) == "failed_auth");
     assert_eq!(status["lastCode"], 407);
     assert_eq!(status["failedBy"], "remote");
     assert_eq!(kamailio.count("wrong-behind-proxy"), 2);
@@ -348,7 +304,7 @@ fn interval_too_brief_is_retried_with_min_expires() {
     );
     let binding = kamailio.wait_for_binding("brief-user", |_| true, WAIT);
     assert_eq!(binding.granted(), 1800);
-    let status = wait_for_status(&server, &tenant, &id, registered);
+    let status = wait_for_registration(&server, &tenant, &id, registered);
     let granted = chrono_secs(&status["expiresAt"]) - chrono_secs(&status["lastAttemptAt"]);
     assert!((1798..=1801).contains(&granted), "granted {granted}");
     let seen = kamailio.registers("brief-user");
@@ -376,7 +332,7 @@ fn service_unavailable_waits_for_retry_after() {
         &tenant,
         json!({"username": "busy-user", "password": "busy-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
-    let status = wait_for_status(&server, &tenant, &id, |b| state(b) == "failed_registrar");
+    let status = wait_for_registration(&server, &tenant, &id, |b| state(b) == "failed_registrar");
     assert_eq!(status["lastCode"], 503);
     assert_eq!(status["lastPhrase"], "Service Unavailable");
     assert!(chrono_secs(&status["nextAttemptAt"]) - chrono_secs(&status["lastAttemptAt"]) >= 3);
@@ -409,7 +365,7 @@ fn nothing_listening_fails_then_registers_when_the_registrar_comes_up() {
         &tenant,
         json!({"username": "late-user", "password": "late-secret", "proxy": proxy(&kamailio, Transport::Tcp)}),
     );
-    let status = wait_for_status(&server, &tenant, &id, |b| {
+    let status = wait_for_registration(&server, &tenant, &id, |b| {
         matches!(state(b), "failed_transport" | "failed_timeout")
     });
     assert_eq!(status["failedBy"], "local");
@@ -418,7 +374,7 @@ fn nothing_listening_fails_then_registers_when_the_registrar_comes_up() {
     let mut kamailio = kamailio;
     kamailio.restart();
     kamailio.wait_for_binding("late-user", |_| true, WAIT);
-    let status = wait_for_status(&server, &tenant, &id, registered);
+    let status = wait_for_registration(&server, &tenant, &id, registered);
     assert_eq!(status["consecutiveFailures"], 0);
 }
 
@@ -462,10 +418,13 @@ fn a_registrar_that_never_answers_over_udp_times_out_after_retransmissions() {
         "retransmissions of one transaction: {branches:?}"
     );
     let first_sent = first_sent.unwrap();
-    assert_eq!(status_of(&server, &tenant, &id)["state"], "registering");
+    assert_eq!(
+        registration_status(&server, &tenant, &id)["state"],
+        "registering"
+    );
     let deadline = Instant::now() + Duration::from_secs(45);
     let status = loop {
-        let status = status_of(&server, &tenant, &id);
+        let status = registration_status(&server, &tenant, &id);
         if state(&status) != "registering" {
             break status;
         }
@@ -491,7 +450,7 @@ fn a_registrar_that_never_answers_over_udp_times_out_after_retransmissions() {
             break;
         }
     }
-    let status = status_of(&server, &tenant, &id);
+    let status = registration_status(&server, &tenant, &id);
     assert_eq!(state(&status), "failed_timeout", "{status:#}");
     assert_eq!(status["consecutiveFailures"], 1, "{status:#}");
     assert_eq!(ultravox(&server, &tenant, &id)["successful"], false);
@@ -515,7 +474,7 @@ fn delete_unregisters_and_patch_moves_the_binding() {
         json!({"username": "first-aor", "password": "move-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
     kamailio.wait_for_binding("first-aor", |_| true, WAIT);
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
 
     // A new AOR: the old binding is removed, the new one appears.
     let (code, _) = read(
@@ -576,7 +535,7 @@ fn restart_brings_registrations_back_without_an_api_call() {
     // …and the next start registers again by itself.
     let server = server.restart();
     kamailio.wait_for_binding("durable", |_| true, WAIT);
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
 }
 
 #[test]
@@ -597,7 +556,7 @@ fn a_stop_while_a_register_is_in_flight_unregisters_the_binding_it_made() {
     );
     kamailio.wait_for_binding("in-flight", |_| true, WAIT);
     assert_ne!(
-        state(&status_of(&server, &tenant, &id)),
+        state(&registration_status(&server, &tenant, &id)),
         "registered",
         "the answer is still on its way"
     );
@@ -629,14 +588,14 @@ fn tcp_connection_lost_with_a_registrar_restart_is_re_registered() {
         json!({"username": "sticky", "password": "sticky-secret", "proxy": proxy(&kamailio, Transport::Tcp)}),
     );
     let first = kamailio.wait_for_binding("sticky", |_| true, WAIT);
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
     let before = kamailio.count("sticky");
     // Kamailio's restart drops the TCP connection (its location table survives on disk).
     kamailio.restart();
     let seen = kamailio.wait_for_registers("sticky", before + 1, WAIT);
     assert!(seen.len() > before);
     kamailio.wait_for_binding("sticky", |b| b.cseq > first.cseq, WAIT);
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
 }
 
 #[test]
@@ -673,7 +632,7 @@ fn dasha_numbers_register_with_the_trunk_credentials() {
     // The AOR is the number; the digest user is the trunk's authUser.
     let seen = kamailio.wait_for_registers("+14155550199", 2, WAIT);
     assert_eq!(seen[1].auth_user.as_deref(), Some("trunk-auth"));
-    wait_for_status(&server, &tenant, "+14155550199", registered);
+    wait_for_registration(&server, &tenant, "+14155550199", registered);
     let deadline = Instant::now() + WAIT;
     loop {
         let (_, body) = read(
@@ -710,7 +669,7 @@ fn history_and_metrics_show_the_exchange_without_credentials() {
         &tenant,
         json!({"username": "history-user", "password": "history-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
-    wait_for_status(&server, &tenant, &id, registered);
+    wait_for_registration(&server, &tenant, &id, registered);
     // History is written in batches shortly after the outcome.
     let history = wait_for_history(&server, &tenant, &id, 2);
     let items = history["items"].as_array().unwrap();
@@ -855,7 +814,7 @@ fn srv_records_are_followed_and_a_dead_target_is_skipped() {
     );
     let binding = kamailio.wait_for_binding("srv-user", |_| true, WAIT);
     assert_eq!(binding.transport, Transport::Tcp);
-    let status = wait_for_status(&server, &tenant, &id, registered);
+    let status = wait_for_registration(&server, &tenant, &id, registered);
     assert_eq!(status["remote"], kamailio.addr(Transport::Tcp).to_string());
     // The Request-URI keeps the domain, not the address it resolved to.
     let history = wait_for_history(&server, &tenant, &id, 1);
@@ -883,7 +842,7 @@ fn tls_refuses_a_registrar_whose_certificate_is_not_trusted() {
         &tenant,
         json!({"username": "tls-strict", "password": "strict-secret", "proxy": proxy(&kamailio, Transport::Tls)}),
     );
-    let status = wait_for_status(&server, &tenant, &id, |b| state(b) == "failed_transport");
+    let status = wait_for_registration(&server, &tenant, &id, |b| state(b) == "failed_transport");
     assert_eq!(status["failedBy"], "local");
     assert_eq!(
         kamailio.count("tls-strict"),
@@ -966,7 +925,7 @@ fn trunk_changes_reach_its_numbers_and_registration_false_unregisters() {
             .unwrap(),
     );
     assert_eq!(code, 201);
-    wait_for_status(&server, &tenant, "+14155550177", |b| {
+    wait_for_registration(&server, &tenant, "+14155550177", |b| {
         state(b) == "failed_auth"
     });
 
@@ -984,7 +943,7 @@ fn trunk_changes_reach_its_numbers_and_registration_false_unregisters() {
     );
     assert_eq!(code, 200);
     kamailio.wait_for_binding("+14155550177", |_| true, WAIT);
-    wait_for_status(&server, &tenant, "+14155550177", registered);
+    wait_for_registration(&server, &tenant, "+14155550177", registered);
 
     // registration: false removes the binding.
     let mut off = number.clone();
@@ -1003,7 +962,7 @@ fn trunk_changes_reach_its_numbers_and_registration_false_unregisters() {
     assert_eq!(code, 200);
     kamailio.wait_for_bindings("+14155550177", |b| b.is_empty(), WAIT);
     assert_eq!(
-        status_of(&server, &tenant, "+14155550177")["state"],
+        registration_status(&server, &tenant, "+14155550177")["state"],
         "disabled"
     );
 }
@@ -1036,17 +995,17 @@ fn routine_refreshes_are_live_in_the_api_and_reach_the_table_at_shutdown() {
         &tenant,
         json!({"username": "refresh-user", "password": "refresh-secret", "proxy": proxy(&kamailio, Transport::Udp)}),
     );
-    let first = wait_for_status(&server, &tenant, &id, registered);
+    let first = wait_for_registration(&server, &tenant, &id, registered);
     let first_expiry = expires_micros(&first);
     // Two refreshes later (each moves the expiry by at most 1.6 s) the API shows a later
     // binding expiry, straight from the engine; then one more, so that a history entry for the
     // second refresh would have been written by now.
-    let refreshed = wait_for_status(&server, &tenant, &id, |body| {
+    let refreshed = wait_for_registration(&server, &tenant, &id, |body| {
         registered(body) && expires_micros(body) > first_expiry + 2_500_000
     });
     assert_eq!(refreshed["lastCode"], 200);
     let second_expiry = expires_micros(&refreshed);
-    wait_for_status(&server, &tenant, &id, |body| {
+    wait_for_registration(&server, &tenant, &id, |body| {
         expires_micros(body) > second_expiry
     });
     // The history lists the first exchange (challenge, answer), not the refreshes that ended
@@ -1065,7 +1024,7 @@ fn routine_refreshes_are_live_in_the_api_and_reach_the_table_at_shutdown() {
     );
 
     // A clean stop writes the live timestamps into the status table.
-    let last_seen = expires_micros(&status_of(&server, &tenant, &id));
+    let last_seen = expires_micros(&registration_status(&server, &tenant, &id));
     assert!(server.terminate().success());
     let stored = std::process::Command::new("sqlite3")
         .arg(server.db_path())

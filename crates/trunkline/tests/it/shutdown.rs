@@ -7,47 +7,25 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::common::{json as read, Method, Server, ServerOptions, Tenant};
+use crate::common::{
+    create_registration, metric, wait_for_registration, Server, ServerOptions, Tenant,
+};
 use crate::kamailio::{Kamailio, KamailioOptions, Transport};
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = crate::common::STATUS_WAIT;
 
 fn create(server: &Server, tenant: &Tenant, username: &str, kamailio: &Kamailio) -> String {
-    let (status, created) = read(
-        server
-            .ultravox(Method::POST, "/api/sip/registrations", tenant)
-            .json(&json!({
-                "username": username,
-                "password": format!("{username}-pw"),
-                "proxy": kamailio.addr(Transport::Udp).to_string(),
-            }))
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 201, "{created}");
-    created["registrationId"].as_str().unwrap().to_owned()
-}
-
-fn wait_for(server: &Server, tenant: &Tenant, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (code, body) = read(
-            server
-                .client
-                .get(server.url(&format!("/v1/registrations/{id}")))
-                .header("X-API-Key", &tenant.api_key)
-                .send()
-                .unwrap(),
-        );
-        assert_eq!(code, 200, "{body}");
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "status never matched: {body:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    create_registration(
+        server,
+        tenant,
+        json!({
+            "username": username,
+            "password": format!("{username}-pw"),
+            "proxy": kamailio.addr(Transport::Udp).to_string(),
+        }),
+    )
 }
 
 fn http_addr(server: &Server) -> String {
@@ -78,7 +56,7 @@ fn sigterm_ends_within_the_deadline_despite_stalled_clients_and_retries_a_refuse
     });
     let tenant = server.tenant();
     let id = create(&server, &tenant, "leaving", &kamailio);
-    wait_for(&server, &tenant, &id, |b| b["state"] == "registered");
+    wait_for_registration(&server, &tenant, &id, |b| b["state"] == "registered");
 
     // An idle keep-alive connection, and a client that sent half a request and stalls.
     let mut idle = TcpStream::connect(http_addr(&server)).unwrap();
@@ -126,7 +104,7 @@ fn a_row_that_cannot_be_opened_fails_alone_and_says_why() {
     let tenant = server.tenant();
     let broken = create(&server, &tenant, "sealed-away", &kamailio);
     let fine = create(&server, &tenant, "fine", &kamailio);
-    wait_for(&server, &tenant, &fine, |b| b["state"] == "registered");
+    wait_for_registration(&server, &tenant, &fine, |b| b["state"] == "registered");
     server.terminate();
     // As if sealed with a key this node does not have.
     let output = std::process::Command::new("sqlite3")
@@ -138,14 +116,14 @@ fn a_row_that_cannot_be_opened_fails_alone_and_says_why() {
         .expect("sqlite3");
     assert!(output.status.success(), "{output:?}");
     let server = server.restart();
-    let status = wait_for(&server, &tenant, &broken, |b| b["state"] == "failed_auth");
+    let status = wait_for_registration(&server, &tenant, &broken, |b| b["state"] == "failed_auth");
     let phrase = status["lastPhrase"].as_str().unwrap();
     assert!(
         phrase.contains("cannot open the stored password") && phrase.contains("retired-key"),
         "{status:#}"
     );
     kamailio.wait_for_registers("fine", 2, WAIT);
-    wait_for(&server, &tenant, &fine, |b| b["state"] == "registered");
+    wait_for_registration(&server, &tenant, &fine, |b| b["state"] == "registered");
 }
 
 #[test]
@@ -178,7 +156,7 @@ fn status_writes_that_fail_are_retried_until_they_land() {
     let mut seen = [0u8; 7];
     stdout.read_exact(&mut seen).unwrap();
     assert_eq!(&seen, b"locked\n");
-    wait_for(&server, &tenant, &id, |b| b["state"] == "registered");
+    wait_for_registration(&server, &tenant, &id, |b| b["state"] == "registered");
     let deadline = Instant::now() + WAIT;
     while metric(&server, "trunkline_status_write_failures_total") < 1.0 {
         assert!(Instant::now() < deadline, "no status write ever failed");
@@ -208,20 +186,6 @@ fn status_writes_that_fail_are_retried_until_they_land() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn metric(server: &Server, name: &str) -> f64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(name))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[test]

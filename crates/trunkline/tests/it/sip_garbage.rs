@@ -8,9 +8,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::common::{json as read, Method, Server, ServerOptions, Tenant};
+use crate::common::{create_registration, wait_for_state, Server, ServerOptions, Tenant};
 use crate::kamailio::{Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -272,36 +272,12 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-fn wait_for_state(server: &Server, tenant: &Tenant, id: &str, state: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (code, body) = read(
-            server
-                .client
-                .get(server.url(&format!("/v1/registrations/{id}")))
-                .header("X-API-Key", &tenant.api_key)
-                .send()
-                .unwrap(),
-        );
-        assert_eq!(code, 200, "{body}");
-        if body["state"] == state {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "never {state}; last: {body:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn register(server: &Server, tenant: &Tenant, user: &str, proxy: String) -> String {
-    let (status, created) = read(
-        server
-            .ultravox(Method::POST, "/api/sip/registrations", tenant)
-            .json(&json!({"username": user, "password": "garbage-secret", "proxy": proxy}))
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 201, "{created}");
-    created["registrationId"].as_str().unwrap().to_owned()
+    create_registration(
+        server,
+        tenant,
+        json!({"username": user, "password": "garbage-secret", "proxy": proxy}),
+    )
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{json as read, Method, Server, ServerOptions, Tenant};
+use crate::common::{
+    create_registration, json as read, wait_for_state, Server, ServerOptions, Tenant,
+};
 use crate::kamailio::{Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -27,44 +29,12 @@ fn engine_with(env: &[(&str, String)]) -> Server {
     })
 }
 
-fn create(server: &Server, tenant: &Tenant, body: Value) -> String {
-    let (status, created) = read(
-        server
-            .ultravox(Method::POST, "/api/sip/registrations", tenant)
-            .json(&body)
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 201, "{created}");
-    created["registrationId"].as_str().unwrap().to_owned()
-}
-
 fn register(server: &Server, tenant: &Tenant, user: &str, proxy: &str) -> String {
-    create(
+    create_registration(
         server,
         tenant,
         json!({"username": user, "password": "policy-secret", "proxy": proxy}),
     )
-}
-
-fn wait_for_state(server: &Server, tenant: &Tenant, id: &str, state: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (code, body) = read(
-            server
-                .client
-                .get(server.url(&format!("/v1/registrations/{id}")))
-                .header("X-API-Key", &tenant.api_key)
-                .send()
-                .unwrap(),
-        );
-        assert_eq!(code, 200, "{body}");
-        if body["state"] == state {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "never {state}; last: {body:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn phrase(status: &Value) -> &str {
@@ -189,7 +159,7 @@ fn sips_is_never_sent_over_udp_whatever_the_outbound_proxy_says() {
     let server = engine_with(&[]);
     let tenant = server.tenant();
     let sip = server.sip.unwrap();
-    let id = create(
+    let id = create_registration(
         &server,
         &tenant,
         json!({
