@@ -312,6 +312,24 @@ pub fn create_registration(server: &Server, tenant: &Tenant, body: Value) -> Str
     created["registrationId"].as_str().unwrap().to_owned()
 }
 
+/// Creates an Ultravox registration for `username` (password `{username}-pw`) at `proxy`.
+pub fn create_user_registration(
+    server: &Server,
+    tenant: &Tenant,
+    username: &str,
+    proxy: impl std::fmt::Display,
+) -> String {
+    create_registration(
+        server,
+        tenant,
+        serde_json::json!({
+            "username": username,
+            "password": format!("{username}-pw"),
+            "proxy": proxy.to_string(),
+        }),
+    )
+}
+
 /// `GET /v1/registrations/{id}`: the engine's status of a registration or a Dasha number.
 pub fn registration_status(server: &Server, tenant: &Tenant, id: &str) -> Value {
     let (status, body) = json(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::{
-    create_registration, json as read, metric, wait_for_registration, Method, Server,
+    create_user_registration, json as read, metric, wait_for_registration, Method, Server,
     ServerOptions, Tenant,
 };
 use crate::kamailio::{DigestAlgorithm, Kamailio, KamailioOptions, Transport};
@@ -18,15 +18,7 @@ use crate::kamailio::{DigestAlgorithm, Kamailio, KamailioOptions, Transport};
 const WAIT: Duration = crate::common::STATUS_WAIT;
 
 fn create(server: &Server, tenant: &Tenant, username: &str, kamailio: &Kamailio) -> String {
-    create_registration(
-        server,
-        tenant,
-        json!({
-            "username": username,
-            "password": format!("{username}-pw"),
-            "proxy": kamailio.addr(Transport::Udp).to_string(),
-        }),
-    )
+    create_user_registration(server, tenant, username, kamailio.addr(Transport::Udp))
 }
 
 fn state(body: &Value) -> &str {

@@ -7,25 +7,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::common::{
-    create_registration, metric, wait_for_registration, Server, ServerOptions, Tenant,
+    create_user_registration, metric, wait_for_registration, Server, ServerOptions, Tenant,
 };
 use crate::kamailio::{Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = crate::common::STATUS_WAIT;
 
 fn create(server: &Server, tenant: &Tenant, username: &str, kamailio: &Kamailio) -> String {
-    create_registration(
-        server,
-        tenant,
-        json!({
-            "username": username,
-            "password": format!("{username}-pw"),
-            "proxy": kamailio.addr(Transport::Udp).to_string(),
-        }),
-    )
+    create_user_registration(server, tenant, username, kamailio.addr(Transport::Udp))
 }
 
 fn http_addr(server: &Server) -> String {
