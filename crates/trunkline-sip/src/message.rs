@@ -203,7 +203,9 @@ fn contact_expires_for(header: &str, our_contact: &str) -> Option<u32> {
     })
 }
 
-/// Splits a Contact header value on commas outside `<…>` and quotes.
+/// Splits a Contact header value on commas outside `<…>` and quotes. When the quotes or
+/// brackets do not balance (another binding's malformed parameters), on every comma instead,
+/// so that our own binding is still found.
 fn split_contacts(header: &str) -> impl Iterator<Item = &str> {
     let mut parts = Vec::new();
     let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
@@ -220,6 +222,9 @@ fn split_contacts(header: &str) -> impl Iterator<Item = &str> {
         }
     }
     parts.push(header[start..].trim());
+    if quoted || depth != 0 {
+        parts = header.split(',').map(str::trim).collect();
+    }
     parts.into_iter()
 }
 
@@ -333,5 +338,13 @@ mod tests {
         assert_eq!(leading_number("x42"), None);
         assert_eq!(leading_number(""), None);
         assert_eq!(truncate_chars("abc", 5), "abc");
+    }
+
+    #[test]
+    fn our_expiry_survives_another_bindings_unbalanced_quote() {
+        let header = r#"<sip:other@10.0.0.9>;expires=999;x="open, <sip:alice@h>;expires=120"#;
+        assert_eq!(contact_expires_for(header, "sip:alice@h"), Some(120));
+        let balanced = r#""Bob, the other" <sip:bob@h2>;expires=5, <sip:alice@h>;expires=60"#;
+        assert_eq!(contact_expires_for(balanced, "sip:alice@h"), Some(60));
     }
 }
