@@ -149,42 +149,42 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedRecei
 /// counted in `trunkline_status_write_failures_total`. At shutdown it gives up after
 /// [`CLOSE_RETRY_LIMIT`], so a dead database cannot hold the process.
 async fn flush(store: &Arc<dyn Store>, pending: &mut Pending, closing: bool) {
+    let mut live = Vec::with_capacity(pending.statuses.len());
+    let mut statuses = Vec::with_capacity(pending.statuses.len());
+    for (id, (tenant, status)) in pending.statuses.drain() {
+        statuses.push((tenant, id, status.snapshot()));
+        live.push(status);
+    }
     let mut pause = RETRY_PAUSE_MIN;
     let give_up = tokio::time::Instant::now() + CLOSE_RETRY_LIMIT;
     loop {
-        let statuses: Vec<_> = pending
-            .statuses
-            .iter()
-            .map(|(id, (tenant, status))| (tenant.clone(), *id, status.snapshot()))
-            .collect();
-        match store
+        let Err(err) = store
             .write_registration_batch(&statuses, &pending.attempts, HISTORY_LENGTH)
             .await
-        {
-            Ok(()) => {
-                pending.statuses.clear();
-                pending.attempts.clear();
-                return;
-            }
-            Err(err) => {
-                metrics::counter!("trunkline_status_write_failures_total").increment(1);
-                tracing::error!(
-                    error = %err,
-                    statuses = statuses.len(),
-                    attempts = pending.attempts.len(),
-                    retry_in_ms = pause.as_millis() as u64,
-                    "cannot write registration status and history; will retry"
-                );
-                if closing && tokio::time::Instant::now() + pause > give_up {
-                    tracing::error!(
-                        statuses = statuses.len(),
-                        "giving up on the last status batch at shutdown"
-                    );
-                    return;
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(RETRY_PAUSE_MAX);
-            }
+        else {
+            pending.attempts.clear();
+            return;
+        };
+        metrics::counter!("trunkline_status_write_failures_total").increment(1);
+        tracing::error!(
+            error = %err,
+            statuses = statuses.len(),
+            attempts = pending.attempts.len(),
+            retry_in_ms = pause.as_millis() as u64,
+            "cannot write registration status and history; will retry"
+        );
+        if closing && tokio::time::Instant::now() + pause > give_up {
+            tracing::error!(
+                statuses = statuses.len(),
+                "giving up on the last status batch at shutdown"
+            );
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        // Written as they are by the time of the retry.
+        for (row, status) in statuses.iter_mut().zip(&live) {
+            row.2 = status.snapshot();
         }
     }
 }
