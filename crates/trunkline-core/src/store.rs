@@ -226,6 +226,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every registration the engine should keep alive: all Ultravox registrations and every
     /// Dasha phone number with `registration: true`, across tenants, passwords opened.
     async fn outbound_registrations(&self) -> Result<Vec<OutboundRegistration>, StoreError>;
+    /// The tenant, id and version of every registration [`Store::outbound_registrations`]
+    /// returns, without reading or opening anything else: what the engine's periodic reconcile
+    /// compares with its own.
+    async fn outbound_registration_versions(
+        &self,
+    ) -> Result<Vec<(AccountId, Uuid, Timestamp)>, StoreError>;
     /// One of them by id (an Ultravox registration id or a phone number's id); `None` when it
     /// no longer exists or no longer asks for registration.
     async fn outbound_registration(

@@ -252,8 +252,9 @@ enum Load {
     },
     /// Every registration (the start-up load, retried after a failure).
     All(Vec<OutboundRegistration>),
-    /// Every registration, read for a periodic reconcile (`None`: the read failed).
-    Reconcile(Option<Vec<OutboundRegistration>>),
+    /// Every registration's tenant, id and version, read for a periodic reconcile (`None`: the
+    /// read failed).
+    Reconcile(Option<Vec<(AccountId, Uuid, Timestamp)>>),
 }
 
 struct Core {
@@ -479,8 +480,10 @@ impl Core {
         }
     }
 
-    /// Reads every registration in the background to compare with the slots
-    /// ([`Core::reconcile`]): the safety net under change events that never came.
+    /// Reads every registration's version in the background to compare with the slots
+    /// ([`Core::reconcile`]): the safety net under change events that never came. Versions
+    /// only: reading (and decrypting) every registration each minute cost ~10 µs per refresh
+    /// and ~0.6 KiB of RSS per registration in the benchmark.
     fn start_reconcile(&mut self) {
         if self.changed_since_reconcile.is_some() {
             return; // the last one is still reading
@@ -489,7 +492,7 @@ impl Core {
         let store = self.store.clone();
         let loads = self.loads_tx.clone();
         self.store_runtime.spawn(async move {
-            match store.outbound_registrations().await {
+            match store.outbound_registration_versions().await {
                 Ok(all) => {
                     let _ = loads.send(Load::Reconcile(Some(all)));
                 }
@@ -501,37 +504,38 @@ impl Core {
         });
     }
 
-    /// Makes the slots match the store where they drifted (a registration missing, one that
-    /// should be gone, one older than its row), except those changed while the read was under
-    /// way; each fix is counted in `trunkline_engine_reconcile_fixes_total`.
-    fn reconcile(&mut self, registrations: Option<Vec<OutboundRegistration>>) {
-        let (Some(changed), Some(registrations)) =
-            (self.changed_since_reconcile.take(), registrations)
+    /// Makes the slots match the store where they drifted: a registration missing or older
+    /// than its row is re-read ([`Core::reload`]), one that should be gone is removed; those
+    /// changed while the read was under way are left to their change events. Each fix is
+    /// counted in `trunkline_engine_reconcile_fixes_total`.
+    fn reconcile(&mut self, versions: Option<Vec<(AccountId, Uuid, Timestamp)>>) {
+        let (Some(changed), Some(versions)) = (self.changed_since_reconcile.take(), versions)
         else {
             return;
         };
-        let present: HashSet<Uuid> = registrations.iter().map(|r| r.id).collect();
-        let mut fixes: Vec<(Uuid, &'static str)> = self
+        let present: HashSet<Uuid> = versions.iter().map(|(_, id, _)| *id).collect();
+        let vanished: Vec<Uuid> = self
             .slots
             .keys()
             .filter(|id| !present.contains(id) && !changed.contains(id))
-            .map(|id| (*id, "vanished"))
+            .copied()
             .collect();
-        for (id, _) in &fixes {
-            self.remove(*id);
+        let mut fixes: Vec<(Uuid, &'static str)> = Vec::new();
+        for id in vanished {
+            fixes.push((id, "vanished"));
+            self.remove(id);
         }
-        for registration in registrations {
-            let id = registration.id;
+        for (tenant, id, version) in versions {
             if changed.contains(&id) || self.reloading.contains_key(&id) {
                 continue;
             }
             let drift = match self.slots.get(&id) {
                 None => "missing",
-                Some(slot) if slot.registration.version < registration.version => "stale",
+                Some(slot) if slot.registration.version < version => "stale",
                 Some(_) => continue,
             };
             fixes.push((id, drift));
-            self.apply(registration);
+            self.reload(tenant, id);
         }
         for (id, drift) in fixes {
             tracing::warn!(%id, drift, "engine drifted from the store; fixed by the reconcile");

@@ -1452,6 +1452,34 @@ impl Store for SqlStore {
         Ok(all)
     }
 
+    async fn outbound_registration_versions(
+        &self,
+    ) -> Result<Vec<(AccountId, Uuid, Timestamp)>, StoreError> {
+        // A number's version is the later of its own and its trunk's, as in
+        // `outbound_from_number` (CASE rather than a two-argument MAX, which PostgreSQL lacks).
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT tenant_id, id, updated_at FROM registrations \
+             UNION ALL \
+             SELECT p.tenant_id, p.id, \
+                    CASE WHEN t.updated_at > p.updated_at THEN t.updated_at ELSE p.updated_at END \
+             FROM phone_numbers p JOIN trunks t ON t.id = p.trunk_id AND t.tenant_id = p.tenant_id \
+             WHERE p.registration",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(tenant, id, version)| {
+                match (parse_tenant(&tenant), parse_uuid(&id)) {
+                    (Ok(tenant), Ok(id)) => Some((tenant, id, Timestamp::from_micros(version))),
+                    // Skipped as `outbound_registrations` skips it (and logs it there).
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     async fn outbound_registration(
         &self,
         tenant: &AccountId,

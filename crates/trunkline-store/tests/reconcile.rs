@@ -1,0 +1,115 @@
+//! The engine's reconcile reads versions only (`outbound_registration_versions`): on a real
+//! SQLite file they name exactly what `outbound_registrations` loads, with the same versions
+//! (a Dasha number's is the later of its own and its trunk's), and leave out numbers that do
+//! not register.
+
+use std::collections::BTreeSet;
+
+use secrecy::SecretString;
+use trunkline_core::model::{PhoneNumber, Registration, Tenant, Transport, Trunk};
+use trunkline_core::secret::generate_api_key;
+use trunkline_core::store::Store;
+use trunkline_core::{AccountId, Timestamp};
+use trunkline_store::{MasterKey, Sealer, SqlStore};
+use uuid::Uuid;
+
+fn number(tenant: &AccountId, trunk: Uuid, e164: &str, registration: bool, at: i64) -> PhoneNumber {
+    PhoneNumber {
+        id: Uuid::new_v4(),
+        tenant: tenant.clone(),
+        phone_number: e164.into(),
+        trunk_id: trunk,
+        registration,
+        display_name: None,
+        description: None,
+        incoming_calls_agent_id: None,
+        created_at: Timestamp::from_micros(at),
+        updated_at: Timestamp::from_micros(at),
+        status: None,
+    }
+}
+
+#[tokio::test]
+async fn versions_name_what_the_engine_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = SqlStore::open(&url, Sealer::new(&MasterKey::generate(), &[]))
+        .await
+        .unwrap();
+    let tenant = Tenant {
+        account_id: AccountId::generate(),
+        name: "t".into(),
+        created_at: Timestamp::now(),
+    };
+    store
+        .create_tenant(&tenant, &generate_api_key().record)
+        .await
+        .unwrap();
+    let account = tenant.account_id.clone();
+
+    let registration = Registration {
+        id: Uuid::new_v4(),
+        tenant: account.clone(),
+        username: "alice".into(),
+        proxy: "127.0.0.1".into(),
+        outbound_proxy: None,
+        auth_user: None,
+        created_at: Timestamp::from_micros(1_000),
+        updated_at: Timestamp::from_micros(1_000),
+        status: None,
+    };
+    store
+        .insert_registration(&registration, &SecretString::from("pw"))
+        .await
+        .unwrap();
+    // The trunk changed after one number and before the other.
+    let trunk = Trunk {
+        id: Uuid::new_v4(),
+        tenant: account.clone(),
+        server: "127.0.0.1".into(),
+        transport: Transport::Udp,
+        domain: None,
+        auth_user: None,
+        has_password: true,
+        revealed_password: None,
+        description: None,
+        cps_limit: None,
+        cps_key: None,
+        created_at: Timestamp::from_micros(2_000),
+        updated_at: Timestamp::from_micros(5_000),
+    };
+    store
+        .insert_trunk(&trunk, Some(&SecretString::from("trunk-pw")))
+        .await
+        .unwrap();
+    let older = number(&account, trunk.id, "+14155550001", true, 3_000);
+    let newer = number(&account, trunk.id, "+14155550002", true, 9_000);
+    let silent = number(&account, trunk.id, "+14155550003", false, 3_000);
+    for n in [&older, &newer, &silent] {
+        store.insert_phone_number(n).await.unwrap();
+    }
+
+    let versions: BTreeSet<(String, Uuid, i64)> = store
+        .outbound_registration_versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tenant, id, version)| (tenant.to_string(), id, version.micros()))
+        .collect();
+    let loaded: BTreeSet<(String, Uuid, i64)> = store
+        .outbound_registrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.tenant.to_string(), r.id, r.version.micros()))
+        .collect();
+    assert_eq!(versions, loaded);
+    let expected: BTreeSet<(String, Uuid, i64)> = [
+        (account.to_string(), registration.id, 1_000),
+        (account.to_string(), older.id, 5_000),
+        (account.to_string(), newer.id, 9_000),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(versions, expected);
+}
