@@ -482,8 +482,8 @@ impl Core {
 
     /// Reads every registration's version in the background to compare with the slots
     /// ([`Core::reconcile`]): the safety net under change events that never came. Versions
-    /// only: reading (and decrypting) every registration each minute cost ~10 µs per refresh
-    /// and ~0.6 KiB of RSS per registration in the benchmark.
+    /// only, so no password is opened and no registration built for the rows that did not
+    /// drift (see bench/RESULTS.md, run 4, for what the reconcile costs).
     fn start_reconcile(&mut self) {
         if self.changed_since_reconcile.is_some() {
             return; // the last one is still reading
