@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod dasha;
+mod dns;
 mod hostile;
 mod hygiene;
 mod kamailio;

@@ -12,6 +12,7 @@ use crate::common::{
     create_registration, json as read, registration_status, wait_for_registration, Method, Server,
     ServerOptions, Tenant,
 };
+use crate::dns::Dns;
 use crate::kamailio::{DigestAlgorithm, Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -725,62 +726,8 @@ fn history_and_metrics_show_the_exchange_without_credentials() {
     );
 }
 
-/// dnsmasq serving SRV and A records on 127.0.0.77:53 for the lifetime of the value.
-struct Dns {
-    child: std::process::Child,
-}
-
-impl Dns {
-    const ADDRESS: &'static str = "127.0.0.77";
-
-    fn start(records: &[String]) -> Self {
-        let mut command = std::process::Command::new("dnsmasq");
-        command.args([
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--log-queries",
-            "--log-facility=-",
-            "--port=53",
-            &format!("--listen-address={}", Self::ADDRESS),
-            "--interface=lo",
-        ]);
-        command.args(records);
-        command
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command.spawn().expect("dnsmasq (Debian dnsmasq-base)");
-        // dnsmasq logs "started" once its sockets are bound.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        loop {
-            let line = rx.recv_timeout(WAIT).expect("dnsmasq did not start");
-            if line.contains("started") {
-                break;
-            }
-            assert!(!line.contains("failed"), "dnsmasq: {line}");
-        }
-        Self { child }
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Where this file's DNS server listens.
+const DNS: &str = "127.0.0.77";
 
 #[test]
 fn srv_records_are_followed_and_a_dead_target_is_skipped() {
@@ -791,18 +738,21 @@ fn srv_records_are_followed_and_a_dead_target_is_skipped() {
             .subscriber("srv-user", "srv-secret"),
     );
     let dead = crate::kamailio::free_tcp_port();
-    let _dns = Dns::start(&[
-        // Priority 10 (tried first): nothing listens there. Priority 20: Kamailio.
-        format!("--srv-host=_sip._tcp.registrar.test,dead.registrar.test,{dead},10,0"),
-        format!(
-            "--srv-host=_sip._tcp.registrar.test,live.registrar.test,{},20,0",
-            kamailio.port(Transport::Tcp)
-        ),
-        "--host-record=dead.registrar.test,127.0.0.1".to_owned(),
-        "--host-record=live.registrar.test,127.0.0.1".to_owned(),
-    ]);
+    let _dns = Dns::start(
+        DNS,
+        &[
+            // Priority 10 (tried first): nothing listens there. Priority 20: Kamailio.
+            format!("--srv-host=_sip._tcp.registrar.test,dead.registrar.test,{dead},10,0"),
+            format!(
+                "--srv-host=_sip._tcp.registrar.test,live.registrar.test,{},20,0",
+                kamailio.port(Transport::Tcp)
+            ),
+            "--host-record=dead.registrar.test,127.0.0.1".to_owned(),
+            "--host-record=live.registrar.test,127.0.0.1".to_owned(),
+        ],
+    );
     let server = Server::start_with(ServerOptions {
-        env: vec![("TRUNKLINE_SIP_DNS_SERVERS".into(), Dns::ADDRESS.into())],
+        env: vec![("TRUNKLINE_SIP_DNS_SERVERS".into(), DNS.into())],
         engine: true,
         ..ServerOptions::default()
     });

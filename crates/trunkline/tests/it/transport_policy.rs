@@ -4,9 +4,8 @@
 //! included) chose and verifies the certificate against the registrar's name, reusing a
 //! connection only for the same name and address; `sips:` never goes out over UDP.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -14,6 +13,7 @@ use serde_json::{json, Value};
 use crate::common::{
     create_registration, json as read, wait_for_state, Server, ServerOptions, Tenant,
 };
+use crate::dns::Dns;
 use crate::kamailio::{Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -176,57 +176,8 @@ fn sips_is_never_sent_over_udp_whatever_the_outbound_proxy_says() {
     );
 }
 
-/// dnsmasq answering on 127.0.0.78:53 for the lifetime of the value.
-struct Dns(Child);
-
-impl Dns {
-    const ADDRESS: &'static str = "127.0.0.78";
-
-    fn start(records: &[String]) -> Self {
-        let mut child = Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--log-facility=-",
-                "--port=53",
-                &format!("--listen-address={}", Self::ADDRESS),
-                "--interface=lo",
-            ])
-            .args(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dnsmasq (Debian dnsmasq-base)");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        loop {
-            let line = rx.recv_timeout(WAIT).expect("dnsmasq did not start");
-            if line.contains("started") {
-                break;
-            }
-            assert!(!line.contains("failed"), "dnsmasq: {line}");
-        }
-        Self(child)
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// Where this file's DNS server listens.
+const DNS: &str = "127.0.0.78";
 
 fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new("openssl")
@@ -312,17 +263,20 @@ fn tls_goes_where_our_resolver_says_and_verifies_the_registrar_name() {
     let tls = kamailio.port(Transport::Tls);
     let dead = crate::kamailio::free_tcp_port();
     // Names only this DNS server knows (rsipstack's own lookup asks the system's).
-    let _dns = Dns::start(&[
-        "--host-record=tls.registrar.test,127.0.0.1".to_owned(),
-        "--host-record=wrong.registrar.test,127.0.0.1".to_owned(),
-        // RFC 3263 for a TLS target: _sips._tcp; priority 10 has nothing listening.
-        format!("--srv-host=_sips._tcp.srv.registrar.test,dead.registrar.test,{dead},10,0"),
-        format!("--srv-host=_sips._tcp.srv.registrar.test,live.registrar.test,{tls},20,0"),
-        "--host-record=dead.registrar.test,127.0.0.1".to_owned(),
-        "--host-record=live.registrar.test,127.0.0.1".to_owned(),
-    ]);
+    let _dns = Dns::start(
+        DNS,
+        &[
+            "--host-record=tls.registrar.test,127.0.0.1".to_owned(),
+            "--host-record=wrong.registrar.test,127.0.0.1".to_owned(),
+            // RFC 3263 for a TLS target: _sips._tcp; priority 10 has nothing listening.
+            format!("--srv-host=_sips._tcp.srv.registrar.test,dead.registrar.test,{dead},10,0"),
+            format!("--srv-host=_sips._tcp.srv.registrar.test,live.registrar.test,{tls},20,0"),
+            "--host-record=dead.registrar.test,127.0.0.1".to_owned(),
+            "--host-record=live.registrar.test,127.0.0.1".to_owned(),
+        ],
+    );
     let server = engine_with(&[
-        ("TRUNKLINE_SIP_DNS_SERVERS", Dns::ADDRESS.to_owned()),
+        ("TRUNKLINE_SIP_DNS_SERVERS", DNS.to_owned()),
         (
             "TRUNKLINE_SIP_CA_FILE",
             kamailio.ca_cert().display().to_string(),
