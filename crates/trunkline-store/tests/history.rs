@@ -2,34 +2,15 @@
 //! registration keeps its newest attempts, batches mixing registrations prune each one
 //! separately, and nothing is written for a deleted registration.
 
-use secrecy::SecretString;
 use trunkline_core::model::{
-    Registration, RegistrationAttempt, RegistrationState, RegistrationStatus, Tenant, Transport,
+    RegistrationAttempt, RegistrationState, RegistrationStatus, Transport,
 };
-use trunkline_core::secret::generate_api_key;
 use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
-use trunkline_store::{MasterKey, Sealer, SqlStore};
 use uuid::Uuid;
 
-async fn registration(store: &SqlStore, tenant: &AccountId, username: &str) -> Uuid {
-    let registration = Registration {
-        id: Uuid::new_v4(),
-        tenant: tenant.clone(),
-        username: username.into(),
-        proxy: "127.0.0.1".into(),
-        outbound_proxy: None,
-        auth_user: None,
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
-        status: None,
-    };
-    store
-        .insert_registration(&registration, &SecretString::from("pw"))
-        .await
-        .unwrap();
-    registration.id
-}
+mod common;
+use common::{registration, store_with_tenant};
 
 fn attempt(tenant: &AccountId, id: Uuid, n: i64) -> RegistrationAttempt {
     RegistrationAttempt {
@@ -63,23 +44,10 @@ fn registered(at: i64) -> RegistrationStatus {
 
 #[tokio::test]
 async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store, account) = store_with_tenant().await;
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqlStore::open(&url, Sealer::new(&MasterKey::generate(), &[]))
-        .await
-        .unwrap();
-    let tenant = Tenant {
-        account_id: AccountId::generate(),
-        name: "t".into(),
-        created_at: Timestamp::now(),
-    };
-    store
-        .create_tenant(&tenant, &generate_api_key().record)
-        .await
-        .unwrap();
-    let account = tenant.account_id.clone();
-    let alice = registration(&store, &account, "alice").await;
-    let bob = registration(&store, &account, "bob").await;
+    let alice = registration(&store, &account, "alice", Timestamp::now()).await;
+    let bob = registration(&store, &account, "bob", Timestamp::now()).await;
 
     // Batches that interleave both registrations: alice gets 25 attempts, bob 3.
     for batch in (0..25).collect::<Vec<i64>>().chunks(7) {

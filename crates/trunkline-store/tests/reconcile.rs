@@ -6,12 +6,13 @@
 use std::collections::BTreeSet;
 
 use secrecy::SecretString;
-use trunkline_core::model::{PhoneNumber, Registration, Tenant, Transport, Trunk};
-use trunkline_core::secret::generate_api_key;
+use trunkline_core::model::{PhoneNumber, Transport, Trunk};
 use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
-use trunkline_store::{MasterKey, Sealer, SqlStore};
 use uuid::Uuid;
+
+mod common;
+use common::{registration, store_with_tenant};
 
 fn number(tenant: &AccountId, trunk: Uuid, e164: &str, registration: bool, at: i64) -> PhoneNumber {
     PhoneNumber {
@@ -31,37 +32,8 @@ fn number(tenant: &AccountId, trunk: Uuid, e164: &str, registration: bool, at: i
 
 #[tokio::test]
 async fn versions_name_what_the_engine_loads() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqlStore::open(&url, Sealer::new(&MasterKey::generate(), &[]))
-        .await
-        .unwrap();
-    let tenant = Tenant {
-        account_id: AccountId::generate(),
-        name: "t".into(),
-        created_at: Timestamp::now(),
-    };
-    store
-        .create_tenant(&tenant, &generate_api_key().record)
-        .await
-        .unwrap();
-    let account = tenant.account_id.clone();
-
-    let registration = Registration {
-        id: Uuid::new_v4(),
-        tenant: account.clone(),
-        username: "alice".into(),
-        proxy: "127.0.0.1".into(),
-        outbound_proxy: None,
-        auth_user: None,
-        created_at: Timestamp::from_micros(1_000),
-        updated_at: Timestamp::from_micros(1_000),
-        status: None,
-    };
-    store
-        .insert_registration(&registration, &SecretString::from("pw"))
-        .await
-        .unwrap();
+    let (_dir, store, account) = store_with_tenant().await;
+    let registration = registration(&store, &account, "alice", Timestamp::from_micros(1_000)).await;
     // The trunk changed after one number and before the other.
     let trunk = Trunk {
         id: Uuid::new_v4(),
@@ -105,7 +77,7 @@ async fn versions_name_what_the_engine_loads() {
         .collect();
     assert_eq!(versions, loaded);
     let expected: BTreeSet<(String, Uuid, i64)> = [
-        (account.to_string(), registration.id, 1_000),
+        (account.to_string(), registration, 1_000),
         (account.to_string(), older.id, 5_000),
         (account.to_string(), newer.id, 9_000),
     ]
