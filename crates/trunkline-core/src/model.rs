@@ -108,6 +108,42 @@ pub struct InboundCredential {
     pub updated_at: Timestamp,
 }
 
+/// One Contact a device registered for an inbound credential (RFC 3261 §10.3), keyed by
+/// (`credential_id`, `contact`). Every string in it came from the device and is bounded by the
+/// registrar before it gets here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundBinding {
+    pub tenant: AccountId,
+    pub credential_id: Uuid,
+    /// The Contact URI, as the device sent it (without the angle brackets and header params).
+    pub contact: String,
+    /// Where the REGISTER came from: `udp:203.0.113.5:5060`.
+    pub source: String,
+    pub transport: Transport,
+    pub user_agent: Option<String>,
+    /// The REGISTER's Call-ID and CSeq: a later REGISTER with the same Call-ID and a CSeq not
+    /// above this one is out of order and ignored for this contact (RFC 3261 §10.3 step 7).
+    pub call_id: String,
+    pub cseq: u32,
+    pub expires_at: Timestamp,
+    pub registered_at: Timestamp,
+}
+
+/// One change to the stored bindings, applied with others in one transaction (the
+/// registrar's group commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingChange {
+    /// Insert, or replace the binding with the same (credential, contact).
+    Put(InboundBinding),
+    /// Remove one contact of a credential.
+    Remove {
+        credential_id: Uuid,
+        contact: String,
+    },
+    /// Remove every contact of a credential (`Contact: *`).
+    RemoveAll { credential_id: Uuid },
+}
+
 /// Which API an outbound registration came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegistrationSource {

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
 use crate::model::{
-    InboundCredential, OutboundRegistration, PhoneNumber, Registration, RegistrationAttempt,
-    RegistrationStatus, Tenant, Trunk,
+    BindingChange, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
+    Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
 };
 use crate::page::{Seek, Window};
 use crate::secret::{ApiKeyHash, DigestHashes};
@@ -203,6 +203,37 @@ pub trait Store: Send + Sync + 'static {
         window: Window,
     ) -> Result<Vec<InboundCredential>, StoreError>;
     async fn count_inbound_credentials(&self, tenant: &AccountId) -> Result<u64, StoreError>;
+
+    /// Every inbound credential of every tenant with its digest hashes: the registrar's
+    /// directory, loaded at start and after missed change events.
+    async fn inbound_credential_directory(
+        &self,
+    ) -> Result<Vec<(InboundCredential, DigestHashes)>, StoreError>;
+    /// One credential with its digest hashes (the registrar, after a change event).
+    async fn inbound_credential_with_hashes(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<(InboundCredential, DigestHashes)>, StoreError>;
+
+    // --- inbound bindings (written by the SIP registrar) ---
+    /// Applies the changes in order, in one transaction. A `Put` for a credential that no
+    /// longer exists, or is disabled, is skipped (a late write never brings a binding back).
+    async fn write_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError>;
+    /// Every binding of every tenant not expired at `now` (the registrar's start).
+    async fn live_inbound_bindings(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<InboundBinding>, StoreError>;
+    /// A credential's bindings not expired at `now`, oldest registration first.
+    async fn inbound_bindings(
+        &self,
+        tenant: &AccountId,
+        credential: Uuid,
+        now: Timestamp,
+    ) -> Result<Vec<InboundBinding>, StoreError>;
+    /// Deletes the bindings expired at `now`; how many went.
+    async fn delete_expired_inbound_bindings(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     // --- live registration status (written by the SIP engine) ---
     async fn put_registration_status(
