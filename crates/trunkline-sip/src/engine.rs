@@ -16,12 +16,12 @@
 //! answer (not `stale`) or a 403 → `failed_auth`, retried only after a change or
 //! `failed_auth_retry`; timeouts, transport errors, 408, 5xx, 6xx → exponential backoff with
 //! full jitter, honouring `Retry-After` up to its cap; initial REGISTERs spread over a ramp of
-//! `ramp_per_sec`. The engine is supervised ([`Engine::start`]) and reconciled with the store
+//! `ramp_per_sec`. The engine is supervised ([`supervise`]) and reconciled with the store
 //! every `reconcile_interval`.
 
 mod exchange;
 mod status;
-mod supervise;
+pub(crate) mod supervise;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -50,7 +50,7 @@ use uuid::Uuid;
 use crate::digest::DigestSession;
 use crate::policy;
 use crate::target::Addressing;
-use crate::transport::{SipEndpoint, TransportError, TransportSettings};
+use crate::transport::SipEndpoint;
 use exchange::{Exchange, ExchangeResult, Outcome};
 use status::StatusWriter;
 use supervise::{Suspects, HEARTBEAT_INTERVAL};
@@ -58,7 +58,6 @@ use supervise::{Suspects, HEARTBEAT_INTERVAL};
 /// Engine settings (from `sip.*` and `outbound.*`).
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    pub transport: TransportSettings,
     pub ramp_per_sec: u32,
     pub unregister_on_shutdown: bool,
     pub shutdown_deadline: Duration,
@@ -73,91 +72,12 @@ pub struct EngineSettings {
     pub reconcile_interval: Duration,
 }
 
-/// The running engine.
-pub struct Engine {
-    sip: Arc<SipEndpoint>,
-    stop: CancellationToken,
-    /// Fires when the SIP thread has finished (its runtime and every SIP task dropped).
-    finished: oneshot::Receiver<()>,
-}
-
-impl Engine {
-    /// Binds the SIP endpoint, loads every registration and starts keeping them alive.
-    ///
-    /// The endpoint, the engine and every exchange run on one thread of their own (a
-    /// current-thread runtime): a REGISTER passes timer → exchange → transport → transaction →
-    /// engine as task switches on that thread instead of cross-thread wake-ups, which were
-    /// most of the engine's CPU on the multi-threaded runtime the HTTP API uses.
-    ///
-    /// The engine is supervised: a panic anywhere in it is logged with its cause, counted in
-    /// `trunkline_engine_restarts_total`, and the engine restarted from the store (its
-    /// registrations re-registered along the ramp) while the endpoint keeps running;
-    /// `heartbeat` is down meanwhile, and beaten every second while it runs.
-    pub async fn start(
-        settings: EngineSettings,
-        store: Arc<dyn Store>,
-        board: Arc<StatusBoard>,
-        events: broadcast::Receiver<ChangeEvent>,
-        heartbeat: Arc<Heartbeat>,
-    ) -> Result<Self, TransportError> {
-        // Database work stays on the caller's runtime (see `Core::store_runtime`).
-        let store_runtime = tokio::runtime::Handle::current();
-        let (ready_tx, ready) = oneshot::channel();
-        let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        let (finished_tx, finished) = oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .on_thread_park(|| std::thread::sleep(PARK_COALESCE))
-            .build()
-            .map_err(TransportError::Thread)?;
-        std::thread::Builder::new()
-            .name("trunkline-sip".into())
-            .spawn(move || {
-                runtime.block_on(supervise::run_engine(
-                    settings,
-                    Storage {
-                        store,
-                        board,
-                        runtime: store_runtime,
-                    },
-                    events,
-                    ready_tx,
-                    stopped,
-                    heartbeat,
-                ));
-                drop(runtime);
-                let _ = finished_tx.send(());
-            })
-            .map_err(TransportError::Thread)?;
-        let sip = ready.await.map_err(|_| {
-            TransportError::Thread(std::io::Error::other("the SIP thread ended at start"))
-        })??;
-        Ok(Self {
-            sip,
-            stop,
-            finished,
-        })
-    }
-
-    /// Where the endpoint listens.
-    pub fn endpoint(&self) -> &SipEndpoint {
-        &self.sip
-    }
-
-    /// Stops: unregisters every live binding (if configured) within the deadline.
-    pub async fn shutdown(self) {
-        self.stop.cancel();
-        let _ = self.finished.await;
-    }
-}
-
 /// Where the engine's state goes: the store, the live board, and the runtime that runs the
 /// store's work.
-struct Storage {
-    store: Arc<dyn Store>,
-    board: Arc<StatusBoard>,
-    runtime: tokio::runtime::Handle,
+pub(crate) struct Storage {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) board: Arc<StatusBoard>,
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// One registration's state.
@@ -203,12 +123,6 @@ struct Bound {
     /// The values the binding was made with: an unregister must authenticate as they did.
     made_with: Arc<OutboundRegistration>,
 }
-
-/// How long the SIP thread waits, each time it runs out of work, before it sleeps until the
-/// next datagram or timer: what arrives meanwhile (a registrar's answers to a burst of
-/// refreshes come a fraction of a millisecond apart) is then handled in one wake-up instead of
-/// one each. Interrupt moderation, as network cards do it; at most this much latency.
-const PARK_COALESCE: Duration = Duration::from_millis(5);
 
 /// How often the per-state gauges are refreshed.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
@@ -261,7 +175,7 @@ struct Core {
     settings: EngineSettings,
     store: Arc<dyn Store>,
     /// The runtime store calls run on (the HTTP API's), not the SIP thread: rows stream from
-    /// SQLite's thread in small chunks, and the SIP thread waits [`PARK_COALESCE`] before each
+    /// SQLite's thread in small chunks, and the SIP thread waits a moment before each
     /// sleep, which made loading 10,000 registrations take a second instead of 0.1 s.
     store_runtime: tokio::runtime::Handle,
     sip: Arc<SipEndpoint>,

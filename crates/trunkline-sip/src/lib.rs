@@ -1,17 +1,23 @@
-//! trunkline's SIP engine.
+//! trunkline's SIP node.
 //!
-//! One SIP endpoint per process ([`transport`]: UDP and TCP on `sip.listen`, TLS on
-//! `sip.tls_listen`, rsipstack underneath) serves every outbound registration. The
-//! [`engine`] keeps each registration alive as a small state machine driven by one timer
-//! queue — no task or socket per registration — answering digest challenges with our own
-//! [`digest`] module, and writes live status to the store. [`policy`] holds the timing and
+//! One SIP node per process ([`node`]: a thread, its runtime and one endpoint — [`transport`]:
+//! UDP and TCP on `sip.listen`, TLS on `sip.tls_listen`, rsipstack underneath) serves both the
+//! outbound registrations and the inbound registrar. The [`engine`] keeps each outbound
+//! registration alive as a small state machine driven by one timer queue — no task or socket
+//! per registration — answering digest challenges with [`digest`], and writes live status to
+//! the store. The [`registrar`] authenticates devices registering to us with the Vobiz
+//! credentials and keeps their bindings. [`policy`] holds the engine's timing and
 //! classification rules, [`target`] the addressing, [`message`] the REGISTER on the wire.
 
 pub mod digest;
 pub mod engine;
 pub mod message;
+pub mod node;
 pub mod policy;
+pub mod registrar;
 pub mod target;
 pub mod transport;
 
-pub use engine::{Engine, EngineSettings};
+pub use engine::EngineSettings;
+pub use node::{EnginePart, RegistrarPart, SipNode};
+pub use registrar::RegistrarSettings;

@@ -165,7 +165,7 @@ pub fn truncate_chars(text: &str, max: usize) -> &str {
 /// `60`, `60;duration=…`, `120 (comment)` → the leading integer.
 /// A number too large for `u32` saturates (a registrar's `Expires: 99999999999` is "very
 /// long", bounded later by policy), so no header value is lost to an overflow.
-fn leading_number(value: &str) -> Option<u32> {
+pub(crate) fn leading_number(value: &str) -> Option<u32> {
     let digits = value.trim_start();
     let end = digits
         .find(|c: char| !c.is_ascii_digit())
@@ -183,23 +183,31 @@ fn leading_number(value: &str) -> Option<u32> {
 fn contact_expires_for(header: &str, our_contact: &str) -> Option<u32> {
     let ours = our_contact.trim();
     split_contacts(header).find_map(|contact| {
-        let (uri, params) = match (contact.find('<'), contact.find('>')) {
-            (Some(open), Some(close)) if open < close => {
-                (&contact[open + 1..close], &contact[close + 1..])
-            }
-            _ => contact.split_once(';').unwrap_or((contact, "")),
-        };
+        let (uri, params) = contact_parts(contact);
         // Case-insensitive scheme/host/params comparison is enough to recognise our own.
         if !uri.trim().eq_ignore_ascii_case(ours) {
             return None;
         }
-        params.split(';').find_map(|param| {
-            let (name, value) = param.trim().split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("expires")
-                .then(|| leading_number(value.trim_matches('"')))
-                .flatten()
-        })
+        contact_param(params, "expires").and_then(|value| leading_number(value.trim_matches('"')))
+    })
+}
+
+/// One contact of a Contact header → its URI (inside `<…>`, else up to the first `;`) and
+/// what follows (the header parameters, `;`-separated).
+pub(crate) fn contact_parts(contact: &str) -> (&str, &str) {
+    match (contact.find('<'), contact.find('>')) {
+        (Some(open), Some(close)) if open < close => {
+            (&contact[open + 1..close], &contact[close + 1..])
+        }
+        _ => contact.split_once(';').unwrap_or((contact, "")),
+    }
+}
+
+/// The value of parameter `name` (case-insensitive) in `;a=1;b=2`.
+pub(crate) fn contact_param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    params.split(';').find_map(|param| {
+        let (key, value) = param.trim().split_once('=')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
     })
 }
 
@@ -207,6 +215,14 @@ fn contact_expires_for(header: &str, our_contact: &str) -> Option<u32> {
 /// brackets do not balance (another binding's malformed parameters), on every comma instead,
 /// so that our own binding is still found.
 fn split_contacts(header: &str) -> impl Iterator<Item = &str> {
+    split_contacts_strict(header)
+        .unwrap_or_else(|| header.split(',').map(str::trim).collect())
+        .into_iter()
+}
+
+/// Splits a Contact header value on commas outside `<…>` and quotes; `None` when the quotes
+/// or brackets do not balance.
+pub(crate) fn split_contacts_strict(header: &str) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
     for (i, c) in header.char_indices() {
@@ -222,10 +238,7 @@ fn split_contacts(header: &str) -> impl Iterator<Item = &str> {
         }
     }
     parts.push(header[start..].trim());
-    if quoted || depth != 0 {
-        parts = header.split(',').map(str::trim).collect();
-    }
-    parts.into_iter()
+    (!quoted && depth == 0).then_some(parts)
 }
 
 #[cfg(test)]

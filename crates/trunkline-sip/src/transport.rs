@@ -225,7 +225,6 @@ impl SipEndpoint {
         );
         let serving = endpoint.clone();
         tokio::spawn(async move { serving.serve().await });
-        answer_incoming_requests(&endpoint);
         Ok((
             Self {
                 endpoint,
@@ -397,26 +396,6 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, TransportError> {
         path: path.clone(),
         source,
     })
-}
-
-/// Requests sent to us (OPTIONS keepalives from registrars, stray INVITEs): OPTIONS gets
-/// `200 OK`, everything else `501 Not Implemented` until the inbound registrar exists.
-fn answer_incoming_requests(endpoint: &Arc<rsipstack::transaction::endpoint::Endpoint>) {
-    let Ok(mut incoming) = endpoint.incoming_transactions() else {
-        return;
-    };
-    tokio::spawn(async move {
-        while let Some(mut tx) = incoming.recv().await {
-            let code = if tx.original.method == rsipstack::sip::Method::Options {
-                rsipstack::sip::StatusCode::OK
-            } else {
-                rsipstack::sip::StatusCode::NotImplemented
-            };
-            if let Err(err) = tx.reply(code).await {
-                tracing::debug!(error = %err, "cannot answer an incoming SIP request");
-            }
-        }
-    });
 }
 
 /// A connection rsipstack has not retired (it cancels a connection's token when its read loop

@@ -109,6 +109,7 @@ impl Default for SipConfig {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrarConfig {
+    pub enabled: bool,
     pub min_expires: u32,
     pub default_expires: u32,
     pub max_expires: u32,
@@ -121,6 +122,7 @@ pub struct RegistrarConfig {
 impl Default for RegistrarConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             min_expires: 60,
             default_expires: 3600,
             max_expires: 3600,
@@ -247,11 +249,11 @@ impl Config {
         figment.extract().map_err(Box::new)
     }
 
-    /// Settings of the SIP engine; an unparsable `sip.dns_servers` is an error naming it.
-    /// Durations are held to a year (a timer further out than that is a typo, and would
-    /// overflow the clock).
-    pub fn engine_settings(&self) -> Result<trunkline_sip::EngineSettings, String> {
-        let secs = |value: u64| std::time::Duration::from_secs(value.min(365 * 24 * 3600));
+    /// Settings of the SIP listeners; an unparsable `sip.dns_servers` or
+    /// `outbound.deny_networks` is an error naming it.
+    pub fn transport_settings(
+        &self,
+    ) -> Result<trunkline_sip::transport::TransportSettings, String> {
         let dns_servers = match &self.sip.dns_servers {
             None => Vec::new(),
             Some(list) => list
@@ -262,20 +264,73 @@ impl Config {
                     format!("sip.dns_servers: {err} (expected IP addresses separated by commas)")
                 })?,
         };
-        Ok(trunkline_sip::EngineSettings {
-            transport: trunkline_sip::transport::TransportSettings {
-                listen: self.sip.listen,
-                tls_listen: self.sip.tls_listen,
-                tls_cert: self.sip.tls_cert.clone(),
-                tls_key: self.sip.tls_key.clone(),
-                ca_file: self.sip.ca_file.clone(),
-                public_addr: self.sip.public_addr.clone(),
-                dns_servers,
-                deny_networks: trunkline_sip::target::parse_networks(&self.outbound.deny_networks)
-                    .map_err(|err| format!("outbound.deny_networks: {err}"))?,
-                // Never a destination (its port is set again once bound, for `listen` port 0).
-                http_listen: Some(self.listen),
+        Ok(trunkline_sip::transport::TransportSettings {
+            listen: self.sip.listen,
+            tls_listen: self.sip.tls_listen,
+            tls_cert: self.sip.tls_cert.clone(),
+            tls_key: self.sip.tls_key.clone(),
+            ca_file: self.sip.ca_file.clone(),
+            public_addr: self.sip.public_addr.clone(),
+            dns_servers,
+            deny_networks: trunkline_sip::target::parse_networks(&self.outbound.deny_networks)
+                .map_err(|err| format!("outbound.deny_networks: {err}"))?,
+            // Never a destination (its port is set again once bound, for `listen` port 0).
+            http_listen: Some(self.listen),
+        })
+    }
+
+    /// Settings of the inbound registrar; `sip.challenge_algorithms` must name MD5 and/or
+    /// SHA-256, and the expiry bounds must be ordered.
+    pub fn registrar_settings(&self) -> Result<trunkline_sip::RegistrarSettings, String> {
+        use trunkline_sip::digest::Algorithm;
+        let mut challenge_algorithms = Vec::new();
+        for name in self.sip.challenge_algorithms.split(',') {
+            let algorithm = Algorithm::parse(Some(name.trim()))
+                .filter(|algorithm| matches!(algorithm, Algorithm::Md5 | Algorithm::Sha256))
+                .ok_or_else(|| {
+                    format!(
+                        "sip.challenge_algorithms: {:?} is not MD5 or SHA-256",
+                        name.trim()
+                    )
+                })?;
+            if !challenge_algorithms.contains(&algorithm) {
+                challenge_algorithms.push(algorithm);
+            }
+        }
+        let r = &self.registrar;
+        if !(r.min_expires <= r.default_expires && r.default_expires <= r.max_expires) {
+            return Err(
+                "registrar: min_expires <= default_expires <= max_expires must hold".to_owned(),
+            );
+        }
+        if r.max_contacts == 0 {
+            return Err("registrar.max_contacts must be at least 1".to_owned());
+        }
+        let secs = |value: u64| std::time::Duration::from_secs(value.min(365 * 24 * 3600));
+        Ok(trunkline_sip::RegistrarSettings {
+            domain: self.sip.domain.clone(),
+            nonce_secret: self.sip.nonce_secret.clone(),
+            nonce_lifetime: secs(self.sip.nonce_lifetime_secs.max(1)),
+            challenge_algorithms,
+            limits: trunkline_sip::registrar::bindings::Limits {
+                min_expires: r.min_expires,
+                default_expires: r.default_expires,
+                max_expires: r.max_expires,
+                max_contacts: r.max_contacts as usize,
             },
+            throttle: trunkline_sip::registrar::throttle::ThrottleSettings {
+                limit: r.auth_fail_limit,
+                window: secs(r.auth_fail_window_secs.max(1)),
+                cooldown: secs(r.auth_fail_cooldown_secs),
+            },
+        })
+    }
+
+    /// Settings of the outbound registration engine. Durations are held to a year (a timer
+    /// further out than that is a typo, and would overflow the clock).
+    pub fn engine_settings(&self) -> trunkline_sip::EngineSettings {
+        let secs = |value: u64| std::time::Duration::from_secs(value.min(365 * 24 * 3600));
+        trunkline_sip::EngineSettings {
             ramp_per_sec: self.outbound.ramp_per_sec,
             unregister_on_shutdown: self.outbound.unregister_on_shutdown,
             shutdown_deadline: secs(self.outbound.shutdown_deadline_secs),
@@ -289,7 +344,7 @@ impl Config {
                 max_expires: self.outbound.max_expires_secs,
             },
             reconcile_interval: secs(self.outbound.reconcile_secs.max(1)),
-        })
+        }
     }
 
     /// `database_url`, defaulting to the SQLite file in the data directory.

@@ -1,5 +1,5 @@
 //! `trunkline serve`: opens the store, creates the default tenant on first start, starts the SIP
-//! engine, serves the HTTP API until SIGTERM or SIGINT, then drains in-flight requests and
+//! node (engine and registrar), serves the HTTP API until SIGTERM or SIGINT, then drains in-flight requests and
 //! unregisters (engine shutdown), side by side within `outbound.shutdown_deadline_secs`, and
 //! closes the database.
 
@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use trunkline_api::{ops, AppState};
 use trunkline_core::events::EventBus;
-use trunkline_sip::Engine;
+use trunkline_sip::{EnginePart, RegistrarPart, SipNode};
 use trunkline_store::redact_url;
 
 use crate::commands::{open_store, services};
@@ -22,8 +22,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let store = open_store(&config).await?;
     let events = EventBus::default();
-    let engine_events = events.subscribe();
-    let services = services(&config, store.clone(), events);
+    let services = services(&config, store.clone(), events.clone());
 
     if let Some(issued) = services.ensure_default_tenant().await? {
         // Printed exactly once, as the spec requires; never logged.
@@ -52,20 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let engine = if config.outbound.enabled {
-        let settings = config.engine_settings().map_err(anyhow::Error::msg)?;
-        let board = services.live_status().clone();
-        let heartbeat = services.health().register("the registration engine");
-        let engine = Engine::start(settings, store.clone(), board, engine_events, heartbeat)
-            .await
-            .context("cannot start the SIP engine")?;
-        eprintln!("sip listening on {}", engine.endpoint().udp);
-        Some(engine)
-    } else {
-        tracing::info!("SIP engine disabled (outbound.enabled = false)");
-        None
-    };
-
+    let node = start_sip_node(&config, &services, store.clone(), &events).await?;
     if config
         .admin_token
         .as_ref()
@@ -87,9 +73,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    if let Some(engine) = &engine {
+    if let Some(node) = &node {
         // `listen` may say port 0: refuse the bound address as a SIP destination.
-        engine.endpoint().set_http_listen(address);
+        node.endpoint().set_http_listen(address);
     }
     tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
     eprintln!("listening on http://{address}");
@@ -99,13 +85,53 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // (it has the same deadline for that) and flushes the status.
     let deadline = std::time::Duration::from_secs(config.outbound.shutdown_deadline_secs);
     tokio::join!(drain.within(deadline), async {
-        if let Some(engine) = engine {
-            engine.shutdown().await;
+        if let Some(node) = node {
+            node.shutdown().await;
         }
     });
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The SIP node with the parts configured (`outbound.enabled`, `registrar.enabled`); none
+/// when both are off.
+async fn start_sip_node(
+    config: &Config,
+    services: &trunkline_core::Services,
+    store: Arc<dyn trunkline_core::store::Store>,
+    events: &EventBus,
+) -> anyhow::Result<Option<SipNode>> {
+    let engine = if config.outbound.enabled {
+        Some(EnginePart {
+            settings: config.engine_settings(),
+            board: services.live_status().clone(),
+            events: events.subscribe(),
+            heartbeat: services.health().register("the registration engine"),
+        })
+    } else {
+        tracing::info!("outbound registrations disabled (outbound.enabled = false)");
+        None
+    };
+    let registrar = if config.registrar.enabled {
+        Some(RegistrarPart {
+            settings: config.registrar_settings().map_err(anyhow::Error::msg)?,
+            events: events.subscribe(),
+        })
+    } else {
+        tracing::info!("inbound registrar disabled (registrar.enabled = false)");
+        None
+    };
+    if engine.is_none() && registrar.is_none() {
+        tracing::info!("no SIP listener: both the engine and the registrar are disabled");
+        return Ok(None);
+    }
+    let transport = config.transport_settings().map_err(anyhow::Error::msg)?;
+    let node = SipNode::start(transport, store, engine, registrar)
+        .await
+        .context("cannot start the SIP node")?;
+    eprintln!("sip listening on {}", node.endpoint().udp);
+    Ok(Some(node))
 }
 
 /// SIGTERM or SIGINT. The handlers are installed here, at once (not when the future is first

@@ -1,4 +1,4 @@
-//! Supervision of the engine on the SIP thread: the endpoint is bound once, the engine
+//! Supervision of the engine on the SIP thread: the endpoint is the node's, the engine
 //! ([`Core`]) runs under `catch_unwind`, and after a panic it is logged with its cause,
 //! counted (`trunkline_engine_restarts_total`) and built again from the store after a pause,
 //! with the registration it was handling held back ([`Suspects`]) so that one registrar's
@@ -10,7 +10,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, oneshot};
+use std::net::SocketAddr;
+
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use trunkline_core::events::ChangeEvent;
@@ -18,32 +20,21 @@ use trunkline_core::health::Heartbeat;
 use uuid::Uuid;
 
 use super::{Core, EngineSettings, Storage};
-use crate::transport::{SipEndpoint, TransportError};
+use crate::transport::SipEndpoint;
 
-/// The SIP thread's whole life: bind, report the endpoint, run the engine until told to stop,
-/// restarting it after a panic.
-pub(super) async fn run_engine(
+/// The engine's whole life on the SIP thread: run until told to stop, restarting it after a
+/// panic.
+pub(crate) async fn run_engine(
     settings: EngineSettings,
     storage: Storage,
     mut events: broadcast::Receiver<ChangeEvent>,
-    ready: oneshot::Sender<Result<Arc<SipEndpoint>, TransportError>>,
+    sip: Arc<SipEndpoint>,
+    mut closed: mpsc::UnboundedReceiver<SocketAddr>,
     stop: CancellationToken,
     heartbeat: Arc<Heartbeat>,
 ) {
     use futures_util::FutureExt;
 
-    let (sip, mut closed) = match SipEndpoint::bind(&settings.transport).await {
-        Ok((sip, closed)) => (Arc::new(sip), closed),
-        Err(err) => {
-            let _ = ready.send(Err(err));
-            return;
-        }
-    };
-    tracing::info!(udp = %sip.udp, tcp = %sip.tcp, tls = ?sip.tls, "SIP endpoint listening");
-    if ready.send(Ok(sip.clone())).is_err() {
-        sip.shutdown();
-        return;
-    }
     let restarts = metrics::counter!("trunkline_engine_restarts_total");
     let suspects = Rc::new(Suspects::default());
     let mut pause = RESTART_PAUSE_MIN;
@@ -84,7 +75,6 @@ pub(super) async fn run_engine(
         pause = (pause * 2).min(RESTART_PAUSE_MAX);
     }
     heartbeat.down();
-    sip.shutdown();
 }
 
 /// The text of a panic's payload (`panic!` with a literal or a formatted message).
