@@ -3,11 +3,11 @@
 //! Plaintext only ever lives in [`SecretString`], which never prints.
 
 use base64::Engine as _;
-use md5::{Digest as _, Md5};
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use secrecy::SecretString;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
+use trunkline_digest::{ha1, Algorithm};
 
 /// Marker every trunkline API key starts with, so a leaked key is recognisable by scanners.
 const API_KEY_MARKER: &str = "tl_";
@@ -72,43 +72,9 @@ pub fn api_key_matches(stored: &[u8], presented: &ApiKeyHash) -> bool {
     stored.ct_eq(&presented.sha256).into()
 }
 
-/// Digest algorithms whose HA1 trunkline keeps for inbound credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DigestAlgorithm {
-    Md5,
-    Sha256,
-}
-
-/// HA1 = H(username:realm:password), lower-case hex (RFC 7616 §3.4.2).
-pub fn ha1(
-    algorithm: DigestAlgorithm,
-    username: &str,
-    realm: &str,
-    password: &SecretString,
-) -> String {
-    let input = [
-        username.as_bytes(),
-        b":",
-        realm.as_bytes(),
-        b":",
-        password.expose_secret().as_bytes(),
-    ];
-    match algorithm {
-        DigestAlgorithm::Md5 => {
-            let mut hasher = Md5::new();
-            input.iter().for_each(|part| hasher.update(part));
-            hex::encode(hasher.finalize())
-        }
-        DigestAlgorithm::Sha256 => {
-            let mut hasher = Sha256::new();
-            input.iter().for_each(|part| hasher.update(part));
-            hex::encode(hasher.finalize())
-        }
-    }
-}
-
-/// The HA1 pair stored for an inbound credential. Not secret-equivalent to the password, but it
-/// is enough to authenticate in that realm, so it is kept out of `Debug` too.
+/// The HA1 pair stored for an inbound credential, computed by [`trunkline_digest::ha1`] (the
+/// values the registrar's checks take, for `-sess` answers too). Not secret-equivalent to the
+/// password, but it is enough to authenticate in that realm, so it is kept out of `Debug` too.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DigestHashes {
     pub md5: String,
@@ -118,8 +84,8 @@ pub struct DigestHashes {
 impl DigestHashes {
     pub fn compute(username: &str, realm: &str, password: &SecretString) -> Self {
         Self {
-            md5: ha1(DigestAlgorithm::Md5, username, realm, password),
-            sha256: ha1(DigestAlgorithm::Sha256, username, realm, password),
+            md5: ha1(Algorithm::Md5, username, realm, password),
+            sha256: ha1(Algorithm::Sha256, username, realm, password),
         }
     }
 }
@@ -132,6 +98,8 @@ impl std::fmt::Debug for DigestHashes {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -159,27 +127,17 @@ mod tests {
     }
 
     #[test]
-    fn ha1_matches_rfc_2617_and_rfc_7616_examples() {
-        // RFC 2617 §3.5: Mufasa / testrealm@host.com / Circle Of Life.
-        let password = SecretString::from("Circle Of Life");
-        assert_eq!(
-            ha1(
-                DigestAlgorithm::Md5,
-                "Mufasa",
-                "testrealm@host.com",
-                &password
-            ),
-            "939e7578ed9e3c518a452acee763bce9"
+    fn hashes_are_md5_and_sha256_of_the_rfc_7616_example() {
+        // RFC 7616 §3.9.1: Mufasa / http-auth@example.org / Circle of Life.
+        let hashes = DigestHashes::compute(
+            "Mufasa",
+            "http-auth@example.org",
+            &SecretString::from("Circle of Life"),
         );
-        // RFC 7616 §3.9.1: Mufasa / http-auth@example.org / Circle of Life, SHA-256.
-        let password = SecretString::from("Circle of Life");
+        // Checked with Python's hashlib.
+        assert_eq!(hashes.md5, "3d78807defe7de2157e2b0b6573a855f");
         assert_eq!(
-            ha1(
-                DigestAlgorithm::Sha256,
-                "Mufasa",
-                "http-auth@example.org",
-                &password
-            ),
+            hashes.sha256,
             "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232"
         );
     }

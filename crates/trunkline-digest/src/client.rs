@@ -1,4 +1,4 @@
-//! SIP digest authentication, client side: what trunkline needs to REGISTER with a carrier.
+//! The client side: what trunkline needs to REGISTER with a carrier.
 //!
 //! This module owns reading `WWW-Authenticate` / `Proxy-Authenticate` challenges
 //! ([`Challenge`]), choosing among several ([`pick`]), computing the `Authorization` /
@@ -7,7 +7,8 @@
 //!
 //! It is hand-written rather than taken from `rsipstack`, whose digest client fails on
 //! `algorithm=SHA-256`, on qop lists such as `qop="auth,auth-int"` and on the `-sess`
-//! algorithms, and never reuses a nonce. The rules followed:
+//! algorithms, and never reuses a nonce. The header syntax and its bounds are
+//! [`params`](crate::params)'s, the hashes [`algorithm`]'s. The rules followed:
 //!
 //! - RFC 3261 §22.4: SIP's use of HTTP digest; a challenge without `algorithm` means MD5.
 //! - RFC 7616 §3.4: the computation (HA1, HA2, `response`, `-sess`), SHA-256, lower-case hex.
@@ -21,91 +22,14 @@
 //! Passwords are never stored here: they are borrowed per call as a [`SecretString`] and only
 //! ever fed to the hash, and no `Debug` output shows them.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use md5::Md5;
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+use secrecy::SecretString;
 
-/// A digest algorithm trunkline can answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    Md5,
-    Md5Sess,
-    Sha256,
-    Sha256Sess,
-}
-
-impl Algorithm {
-    const ALL: [Algorithm; 4] = [
-        Algorithm::Md5,
-        Algorithm::Md5Sess,
-        Algorithm::Sha256,
-        Algorithm::Sha256Sess,
-    ];
-
-    /// Reads an `algorithm` parameter, case-insensitively. An absent parameter (`None`) means
-    /// MD5 (RFC 3261 §22.4). Returns `None` for an algorithm trunkline does not support, such as
-    /// `SHA-512-256`.
-    pub fn parse(value: Option<&str>) -> Option<Algorithm> {
-        let Some(value) = value else {
-            return Some(Algorithm::Md5);
-        };
-        Self::ALL
-            .into_iter()
-            .find(|algorithm| algorithm.as_str().eq_ignore_ascii_case(value.trim()))
-    }
-
-    /// The canonical spelling, as sent in `algorithm=`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::Md5 => "MD5",
-            Algorithm::Md5Sess => "MD5-sess",
-            Algorithm::Sha256 => "SHA-256",
-            Algorithm::Sha256Sess => "SHA-256-sess",
-        }
-    }
-
-    /// Whether HA1 is salted with the nonce and cnonce (RFC 7616 §3.4.2).
-    pub const fn is_sess(self) -> bool {
-        matches!(self, Algorithm::Md5Sess | Algorithm::Sha256Sess)
-    }
-
-    /// Preference when several challenges are offered: the hash decides, `-sess` does not.
-    const fn strength(self) -> u8 {
-        match self {
-            Algorithm::Md5 | Algorithm::Md5Sess => 1,
-            Algorithm::Sha256 | Algorithm::Sha256Sess => 2,
-        }
-    }
-
-    /// H(part1:part2:…), lower-case hex.
-    fn hash(self, parts: &[&[u8]]) -> String {
-        fn run<D: Digest>(parts: &[&[u8]]) -> String {
-            let mut hasher = D::new();
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    hasher.update(b":");
-                }
-                hasher.update(part);
-            }
-            hex::encode(hasher.finalize())
-        }
-        match self {
-            Algorithm::Md5 | Algorithm::Md5Sess => run::<Md5>(parts),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => run::<Sha256>(parts),
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::algorithm::{self, ha1, Algorithm, QopAuth};
+use crate::params::{is_lws, push_quoted, read_named, ParamError, MAX_HEADER_LEN, MAX_PARAMS};
 
 /// The `qop` options a challenge offers (RFC 7616 §3.3); unknown options are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -131,14 +55,20 @@ pub enum ChallengeError {
     TooLarge(&'static str),
 }
 
+impl From<ParamError> for ChallengeError {
+    fn from(error: ParamError) -> Self {
+        match error {
+            ParamError::NotDigest => ChallengeError::NotDigest,
+            ParamError::Malformed(what) => ChallengeError::Malformed(what),
+            ParamError::TooLarge(what) => ChallengeError::TooLarge(what),
+        }
+    }
+}
+
 /// The largest challenge header value read at all.
-pub const MAX_CHALLENGE_LEN: usize = 4096;
+pub const MAX_CHALLENGE_LEN: usize = MAX_HEADER_LEN;
 /// The most auth-params one challenge may carry.
-pub const MAX_CHALLENGE_PARAMS: usize = 32;
-/// The longest realm kept.
-pub const MAX_REALM_LEN: usize = 256;
-/// The longest nonce, opaque or other parameter value kept.
-pub const MAX_PARAM_LEN: usize = 1024;
+pub const MAX_CHALLENGE_PARAMS: usize = MAX_PARAMS;
 
 /// Why a well-formed challenge cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,57 +119,14 @@ impl Challenge {
     ///
     /// What a registrar sends is bounded before anything is kept: a header value longer than
     /// [`MAX_CHALLENGE_LEN`], more than [`MAX_CHALLENGE_PARAMS`] parameters, a realm longer
-    /// than [`MAX_REALM_LEN`] or any other value longer than [`MAX_PARAM_LEN`] bytes is
-    /// [`ChallengeError::TooLarge`] (so the response offers no supported challenge).
+    /// than [`MAX_REALM_LEN`](crate::MAX_REALM_LEN) or any other value longer than
+    /// [`MAX_PARAM_LEN`](crate::MAX_PARAM_LEN) bytes is [`ChallengeError::TooLarge`] (so the
+    /// response offers no supported challenge).
     pub fn parse(header_value: &str) -> Result<Challenge, ChallengeError> {
-        if header_value.len() > MAX_CHALLENGE_LEN {
-            return Err(ChallengeError::TooLarge(
-                "header value longer than 4096 bytes",
-            ));
-        }
-        let value = header_value.trim_start_matches(is_lws);
-        let scheme_end = value.find(is_lws).unwrap_or(value.len());
-        if !value[..scheme_end].eq_ignore_ascii_case("Digest") {
-            return Err(ChallengeError::NotDigest);
-        }
-
-        let (mut realm, mut nonce, mut opaque) = (None, None, None);
-        let (mut algorithm, mut qop, mut stale) = (None, None, None);
-        let mut params = Params(&value[scheme_end..]);
-        let mut count = 0;
-        while let Some((name, value)) = params.next_param()? {
-            count += 1;
-            if count > MAX_CHALLENGE_PARAMS {
-                return Err(ChallengeError::TooLarge("more than 32 parameters"));
-            }
-            let is_realm = name.eq_ignore_ascii_case("realm");
-            if is_realm && value.len() > MAX_REALM_LEN {
-                return Err(ChallengeError::TooLarge("realm longer than 256 bytes"));
-            }
-            if value.len() > MAX_PARAM_LEN {
-                return Err(ChallengeError::TooLarge(
-                    "a parameter value longer than 1024 bytes",
-                ));
-            }
-            let slot = if is_realm {
-                &mut realm
-            } else if name.eq_ignore_ascii_case("nonce") {
-                &mut nonce
-            } else if name.eq_ignore_ascii_case("opaque") {
-                &mut opaque
-            } else if name.eq_ignore_ascii_case("algorithm") {
-                &mut algorithm
-            } else if name.eq_ignore_ascii_case("qop") {
-                &mut qop
-            } else if name.eq_ignore_ascii_case("stale") {
-                &mut stale
-            } else {
-                continue;
-            };
-            if slot.replace(value).is_some() {
-                return Err(ChallengeError::Malformed("a parameter is repeated"));
-            }
-        }
+        let [realm, nonce, opaque, algorithm, qop, stale] = read_named(
+            header_value,
+            ["realm", "nonce", "opaque", "algorithm", "qop", "stale"],
+        )?;
 
         let realm = realm.ok_or(ChallengeError::MissingRealm)?;
         let nonce = nonce.ok_or(ChallengeError::MissingNonce)?;
@@ -352,27 +239,10 @@ impl Challenge {
         let (realm, nonce) = (self.realm(), self.nonce());
         let nc = format!("{nc:08x}");
 
-        let mut ha1 = algorithm.hash(&[
-            credentials.username.as_bytes(),
-            realm.as_bytes(),
-            credentials.password.expose_secret().as_bytes(),
-        ]);
-        if algorithm.is_sess() {
-            ha1 = algorithm.hash(&[ha1.as_bytes(), nonce.as_bytes(), cnonce.as_bytes()]);
-        }
-        let ha2 = algorithm.hash(&[method.as_bytes(), uri.as_bytes()]);
-        let response = if with_qop {
-            algorithm.hash(&[
-                ha1.as_bytes(),
-                nonce.as_bytes(),
-                nc.as_bytes(),
-                cnonce.as_bytes(),
-                b"auth",
-                ha2.as_bytes(),
-            ])
-        } else {
-            algorithm.hash(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()])
-        };
+        let ha1 = ha1(algorithm, credentials.username, realm, credentials.password);
+        let qop = with_qop.then_some(QopAuth { nc: &nc, cnonce });
+        let response = algorithm::response(algorithm, &ha1, nonce, method, uri, qop)
+            .ok_or(UnsupportedChallenge::SessWithoutQop(algorithm))?;
 
         let mut out = String::with_capacity(160 + self.text.len() + uri.len() + response.len());
         out.push_str("Digest username=");
@@ -639,16 +509,6 @@ fn new_cnonce() -> String {
     hex::encode(bytes)
 }
 
-/// SIP linear white space, once folded lines are joined.
-fn is_lws(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n')
-}
-
-/// RFC 3261 §25.1 `token` characters.
-fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
-}
-
 /// Reads a qop list such as `auth, auth-int`.
 fn parse_qop(list: &str) -> QopOptions {
     let mut options = QopOptions::default();
@@ -662,88 +522,10 @@ fn parse_qop(list: &str) -> QopOptions {
     options
 }
 
-/// Appends `value` as a quoted string, escaping `"` and `\`.
-fn push_quoted(out: &mut String, value: &str) {
-    out.push('"');
-    for c in value.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-}
-
-/// The comma-separated `name=value` auth-params after the scheme.
-struct Params<'a>(&'a str);
-
-impl<'a> Params<'a> {
-    /// The next parameter, with the value unquoted and unescaped; `None` at the end.
-    fn next_param(&mut self) -> Result<Option<(&'a str, Cow<'a, str>)>, ChallengeError> {
-        let rest = self.0.trim_start_matches(|c| is_lws(c) || c == ',');
-        if rest.is_empty() {
-            return Ok(None);
-        }
-        let name_end = rest.find(|c| !is_token_char(c)).unwrap_or(rest.len());
-        if name_end == 0 {
-            return Err(ChallengeError::Malformed("expected a parameter name"));
-        }
-        let name = &rest[..name_end];
-        let rest = rest[name_end..]
-            .trim_start_matches(is_lws)
-            .strip_prefix('=')
-            .ok_or(ChallengeError::Malformed("parameter without a value"))?
-            .trim_start_matches(is_lws);
-        let (value, rest) = match rest.strip_prefix('"') {
-            Some(quoted) => unquote(quoted)?,
-            None => {
-                let end = rest.find(|c| is_lws(c) || c == ',').unwrap_or(rest.len());
-                if end == 0 {
-                    return Err(ChallengeError::Malformed("parameter without a value"));
-                }
-                (Cow::Borrowed(&rest[..end]), &rest[end..])
-            }
-        };
-        let rest = rest.trim_start_matches(is_lws);
-        if !(rest.is_empty() || rest.starts_with(',')) {
-            return Err(ChallengeError::Malformed(
-                "expected a comma between parameters",
-            ));
-        }
-        self.0 = rest;
-        Ok(Some((name, value)))
-    }
-}
-
-/// Reads a quoted string whose opening quote is already consumed: its unescaped value and what
-/// follows the closing quote. Borrows unless there are escapes.
-fn unquote(s: &str) -> Result<(Cow<'_, str>, &str), ChallengeError> {
-    const UNTERMINATED: ChallengeError = ChallengeError::Malformed("unterminated quoted string");
-    let mut owned: Option<String> = None;
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => {
-                let value = owned.map_or(Cow::Borrowed(&s[..i]), Cow::Owned);
-                return Ok((value, &s[i + 1..]));
-            }
-            '\\' => {
-                let (_, escaped) = chars.next().ok_or(UNTERMINATED)?;
-                owned.get_or_insert_with(|| s[..i].to_owned()).push(escaped);
-            }
-            c => {
-                if let Some(owned) = owned.as_mut() {
-                    owned.push(c);
-                }
-            }
-        }
-    }
-    Err(UNTERMINATED)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{MAX_PARAM_LEN, MAX_REALM_LEN};
 
     const RFC2617_NONCE: &str = "dcd98b7102dd2f0e8b11d0f600bfb0c093";
     const RFC7616_NONCE: &str = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
@@ -878,21 +660,6 @@ mod tests {
             sess.authorization(&mufasa, "GET", "/", 1, "c"),
             Err(UnsupportedChallenge::SessWithoutQop(Algorithm::Md5Sess))
         );
-    }
-
-    #[test]
-    fn algorithm_parse_and_as_str() {
-        assert_eq!(Algorithm::parse(None), Some(Algorithm::Md5));
-        for algorithm in Algorithm::ALL {
-            assert_eq!(Algorithm::parse(Some(algorithm.as_str())), Some(algorithm));
-            let lower = algorithm.as_str().to_ascii_lowercase();
-            assert_eq!(Algorithm::parse(Some(&lower)), Some(algorithm));
-            assert_eq!(algorithm.to_string(), algorithm.as_str());
-        }
-        assert_eq!(Algorithm::parse(Some("sha-256")), Some(Algorithm::Sha256));
-        assert_eq!(Algorithm::parse(Some("SHA-512-256")), None);
-        assert_eq!(Algorithm::parse(Some("")), None);
-        assert!(Algorithm::Sha256Sess.is_sess() && !Algorithm::Sha256.is_sess());
     }
 
     #[test]
