@@ -11,7 +11,8 @@
 //! 4. the digest: Authorization username other than the To user → 403; unknown user, another
 //!    tenant's credential, a wrong password, an algorithm not offered, a nonce count not above
 //!    the last one for its nonce → the same fresh 401 as the first (no enumeration: an unknown
-//!    user costs the same hash as a known one), each counted as a failure of that source; a
+//!    user costs the same hash as a known one), an answer without `qop` (no nonce count to stop
+//!    a replay) or for another Request-URI, each counted as a failure of that source; a
 //!    right answer with an expired nonce → 401 `stale=true`; a nonce we did not issue (from
 //!    before a restart with a random secret, say) → fresh 401, not counted;
 //! 5. a disabled credential → 403 (only after a right answer, so it tells nothing to someone
@@ -420,6 +421,11 @@ impl Registrar {
         if response.username != request.user {
             return Answer::new(StatusCode::Forbidden, "username_mismatch");
         }
+        // Without qop there is no nonce count, so nothing to stop a replay: refused, as is an
+        // answer computed for another Request-URI (RFC 7616 §3.4.6).
+        if response.qop.is_none() || !uri_matches(&response.uri, &tx.original.uri) {
+            return self.failed(source.ip(), &realm, AuthFailure::Malformed);
+        }
         let nonce = self.nonce_key.check(
             &response.nonce,
             &realm,
@@ -632,6 +638,21 @@ fn ha1_for(credential: &Credential, algorithm: Algorithm) -> &str {
         Algorithm::Md5 | Algorithm::Md5Sess => &credential.hashes.md5,
         Algorithm::Sha256 | Algorithm::Sha256Sess => &credential.hashes.sha256,
     }
+}
+
+/// Whether a digest `uri` names the Request-URI: the same text (case aside), or the same user,
+/// host and port.
+fn uri_matches(digest_uri: &str, request_uri: &rsipstack::sip::Uri) -> bool {
+    if digest_uri.eq_ignore_ascii_case(&request_uri.to_string()) {
+        return true;
+    }
+    rsipstack::sip::Uri::try_from(digest_uri).is_ok_and(|uri| {
+        uri.user() == request_uri.user()
+            && uri
+                .host_with_port
+                .to_string()
+                .eq_ignore_ascii_case(&request_uri.host_with_port.to_string())
+    })
 }
 
 /// A `Digest` Authorization naming our realm that failed to parse.
