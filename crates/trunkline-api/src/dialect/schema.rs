@@ -191,6 +191,14 @@ pub(crate) fn one_of(values: &[&str]) -> Object {
         .build()
 }
 
+/// The SIP transports, as every dialect names them.
+pub(crate) const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
+
+/// One of [`TRANSPORTS`].
+pub(crate) fn transport_name() -> Object {
+    one_of(TRANSPORTS)
+}
+
 /// One of `values`, or `null`.
 pub(crate) fn one_of_or_null(values: &[&str]) -> Object {
     ObjectBuilder::new()
