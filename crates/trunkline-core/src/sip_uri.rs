@@ -2,7 +2,8 @@
 //! `host`, `host:port`, `[v6]:port`, or a `sip:`/`sips:` URI with an optional `;transport=`.
 //!
 //! Hand-written because the accepted language is deliberately narrower than a full SIP URI
-//! (no user part, no headers, only the `transport` parameter, hostnames checked label by label)
+//! (no user part, no headers, only the `transport` parameter, hostnames checked label by label,
+//! `_` allowed in them)
 //! and the error has to say precisely what is wrong; the SIP engine reuses [`SipTarget`].
 
 use std::fmt;
@@ -139,7 +140,12 @@ fn parse_port(text: &str) -> Result<u16, String> {
     }
 }
 
-/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+/// A host name: dot-separated labels of letters, digits, `_` and inner hyphens (RFC 1123,
+/// plus `_`).
+///
+/// RFC 3261's `hostname` grammar has no `_`, but real stacks accept it and DNS names carry it:
+/// every SRV name does (`_sip._udp.example.com`, RFC 2782), and providers hand out realms such
+/// as `MA_XXXXXXXX.sip.vobiz.ai` that clients must be able to register to.
 fn is_domain_name(text: &str) -> bool {
     let name = text.strip_suffix('.').unwrap_or(text);
     !name.is_empty()
@@ -149,7 +155,9 @@ fn is_domain_name(text: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         // An all-numeric dotted name is a mistyped IPv4 address, not a host name.
         && !name.split('.').all(|label| label.bytes().all(|b| b.is_ascii_digit()))
@@ -199,10 +207,64 @@ mod tests {
             "-bad.example.com",
             "a..b",
             "999.1.1.1",
-            "exa_mple.com",
             "sip:example.com?x=y",
         ] {
             assert!(SipTarget::parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn accepts_underscores_in_host_labels() {
+        let realm = Host::Domain("ma_abcdefgh.sip.vobiz.ai".into());
+        for (text, port) in [
+            ("MA_ABCDEFGH.sip.vobiz.ai", None),
+            ("sip:MA_ABCDEFGH.sip.vobiz.ai", None),
+            (
+                "sips:MA_ABCDEFGH.sip.vobiz.ai:5061;transport=tls",
+                Some(5061),
+            ),
+        ] {
+            let t = SipTarget::parse(text).unwrap();
+            assert_eq!((t.host, t.port), (realm.clone(), port), "{text}");
+        }
+        assert_eq!(
+            SipTarget::parse_host_port("MA_ABCDEFGH.sip.vobiz.ai:5080"),
+            Ok((realm, Some(5080)))
+        );
+        for text in ["_sip._udp.example.com", "exa_mple.com", "_", "a_.b_"] {
+            assert!(SipTarget::parse(text).is_ok(), "{text:?} was refused");
+            assert!(
+                SipTarget::parse_host_port(text).is_ok(),
+                "{text:?} was refused"
+            );
+        }
+    }
+
+    #[test]
+    fn underscores_do_not_let_anything_else_through() {
+        for bad in [
+            "MA_X.sip.vobiz.ai:0",
+            "MA_X..vobiz.ai",
+            "-MA_X.vobiz.ai",
+            "MA_X-.vobiz.ai",
+            "MA X.vobiz.ai",
+            "MA_X.vobiz.ai;transport=udp",
+            "sip:user@MA_X.vobiz.ai",
+            "MA_X:5060:5060",
+            "sip:MA_X.vobiz.ai?x=y",
+            "a*b.example.com",
+            "ma_x.example.com/path",
+        ] {
+            assert!(SipTarget::parse(bad).is_err(), "{bad:?} was accepted");
+            assert!(
+                SipTarget::parse_host_port(bad).is_err(),
+                "{bad:?} was accepted as host:port"
+            );
+        }
+        let long_label = format!("{}.com", "_".repeat(64));
+        assert!(SipTarget::parse(&long_label).is_err());
+        let long_name = format!("{}a", "a_.".repeat(85));
+        assert!(long_name.len() > 253);
+        assert!(SipTarget::parse(&long_name).is_err());
     }
 }

@@ -185,12 +185,15 @@ pub trait Store: Send + Sync + 'static {
         tenant: &AccountId,
         id: Uuid,
     ) -> Result<Option<InboundCredential>, StoreError>;
+    /// Disabling the credential (`enabled: false`) deletes its bindings in the same
+    /// transaction.
     async fn update_inbound_credential(
         &self,
         credential: &InboundCredential,
         hashes: Option<&DigestHashes>,
         expected: Timestamp,
     ) -> Result<WriteOutcome, StoreError>;
+    /// Its bindings go with it.
     async fn delete_inbound_credential(
         &self,
         tenant: &AccountId,
@@ -218,14 +221,17 @@ pub trait Store: Send + Sync + 'static {
 
     // --- inbound bindings (written by the SIP registrar) ---
     /// Applies the changes in order, in one transaction. A `Put` for a credential that no
-    /// longer exists, or is disabled, is skipped (a late write never brings a binding back).
+    /// longer exists, is disabled, or is not the binding's tenant's is skipped (a late write
+    /// never brings a binding back). `Remove` and `RemoveAll` of nothing are no-ops.
     async fn write_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError>;
-    /// Every binding of every tenant not expired at `now` (the registrar's start).
+    /// Every binding of every tenant not expired at `now` (the registrar's start), oldest
+    /// registration first. A binding is expired at `now` when `expires_at <= now`.
     async fn live_inbound_bindings(
         &self,
         now: Timestamp,
     ) -> Result<Vec<InboundBinding>, StoreError>;
-    /// A credential's bindings not expired at `now`, oldest registration first.
+    /// A credential's bindings not expired at `now`, oldest registration first; empty when the
+    /// credential is not the tenant's.
     async fn inbound_bindings(
         &self,
         tenant: &AccountId,

@@ -32,8 +32,9 @@ fn print(target: &SipTarget) -> String {
     text
 }
 
+/// A host name label, `_` included (realms such as `MA_XXXXXXXX.sip.vobiz.ai`).
 fn label() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?"
+    "[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,10}[a-zA-Z0-9_])?"
 }
 
 /// A valid host: a name with at least one letter, an IPv4 or an IPv6 address.
@@ -80,6 +81,7 @@ fn address_like() -> impl Strategy<Value = String> {
         Just("?".to_owned()),
         Just(".".to_owned()),
         Just("-".to_owned()),
+        Just("_".to_owned()),
         "[0-9]{1,25}",
         "[a-zA-Z0-9-]{1,70}",
         "[0-9a-fA-F:]{1,45}",

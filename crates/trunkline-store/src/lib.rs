@@ -8,6 +8,7 @@
 //! ids) so that the PostgreSQL backend is the same queries behind a `postgres://` URL.
 
 mod file_mode;
+mod inbound;
 mod rekey;
 pub mod seal;
 mod sqlite;

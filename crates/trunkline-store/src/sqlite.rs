@@ -12,9 +12,9 @@ use secrecy::SecretString;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use trunkline_core::model::{
-    FailedBy, InboundCredential, OutboundRegistration, PhoneNumber, Registration,
-    RegistrationAttempt, RegistrationSource, RegistrationState, RegistrationStatus, Tenant,
-    Transport, Trunk,
+    BindingChange, FailedBy, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
+    Registration, RegistrationAttempt, RegistrationSource, RegistrationState, RegistrationStatus,
+    Tenant, Transport, Trunk,
 };
 use trunkline_core::page::{Direction, Seek, Window};
 use trunkline_core::secret::{ApiKeyHash, DigestHashes};
@@ -22,6 +22,7 @@ use trunkline_core::store::{SecretChange, Store, StoredApiKey, WriteOutcome};
 use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
+use crate::inbound;
 use crate::seal::{Sealed, Sealer};
 
 /// Deletes what the engine wrote about a registration (status, history) inside `tx`.
@@ -176,28 +177,48 @@ pub(crate) fn db(err: sqlx::Error) -> StoreError {
     StoreError::Database(err.to_string())
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Database(format!("stored row has an invalid {what}"))
 }
 
-fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn parse_uuid(text: &str) -> Result<Uuid, StoreError> {
     Uuid::try_parse(text).map_err(|_| corrupt("id"))
 }
 
-fn parse_tenant(text: &str) -> Result<AccountId, StoreError> {
+pub(crate) fn parse_tenant(text: &str) -> Result<AccountId, StoreError> {
     AccountId::parse(text).ok_or_else(|| corrupt("tenant id"))
 }
 
-fn applied(rows: u64) -> WriteOutcome {
+pub(crate) fn applied(rows: u64) -> WriteOutcome {
     if rows == 0 {
         WriteOutcome::NotFound
     } else {
         WriteOutcome::Applied
     }
+}
+
+/// After an optimistic update touched no row: was the row gone, or changed?
+pub(crate) async fn missing_or_stale(
+    tx: &mut Transaction<'static, Sqlite>,
+    exists_sql: &str,
+    tenant: &AccountId,
+    key: &str,
+) -> Result<WriteOutcome, StoreError> {
+    let exists: Option<i64> = sqlx::query_scalar(exists_sql)
+        .bind(tenant.as_str())
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(if exists.is_some() {
+        WriteOutcome::Stale
+    } else {
+        WriteOutcome::NotFound
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -394,36 +415,6 @@ macro_rules! phone_number_select {
     };
 }
 
-#[derive(sqlx::FromRow)]
-struct CredentialRow {
-    id: String,
-    tenant_id: String,
-    username: String,
-    realm: String,
-    enabled: bool,
-    description: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl CredentialRow {
-    fn into_model(self) -> Result<InboundCredential, StoreError> {
-        Ok(InboundCredential {
-            id: parse_uuid(&self.id)?,
-            tenant: parse_tenant(&self.tenant_id)?,
-            username: self.username,
-            realm: self.realm,
-            enabled: self.enabled,
-            description: self.description,
-            created_at: Timestamp::from_micros(self.created_at),
-            updated_at: Timestamp::from_micros(self.updated_at),
-        })
-    }
-}
-
-const CREDENTIAL_SELECT: &str = "SELECT id, tenant_id, username, realm, enabled, description, \
-     created_at, updated_at FROM inbound_credentials ";
-
 /// An Ultravox registration as the engine needs it.
 #[derive(sqlx::FromRow)]
 struct OutboundUltravoxRow {
@@ -615,29 +606,9 @@ impl SqlStore {
         })
     }
 
-    /// After an optimistic update touched no row: was the row gone, or changed?
-    async fn missing_or_stale(
-        tx: &mut Transaction<'static, Sqlite>,
-        exists_sql: &str,
-        tenant: &AccountId,
-        key: &str,
-    ) -> Result<WriteOutcome, StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar(exists_sql)
-            .bind(tenant.as_str())
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db)?;
-        Ok(if exists.is_some() {
-            WriteOutcome::Stale
-        } else {
-            WriteOutcome::NotFound
-        })
-    }
-
     /// One offset window of a tenant's rows: `sql` binds the tenant as `$1`, the limit as `$2`
     /// and the offset as `$3`.
-    async fn window_rows<R>(
+    pub(crate) async fn window_rows<R>(
         &self,
         sql: &str,
         tenant: &AccountId,
@@ -655,7 +626,26 @@ impl SqlStore {
             .map_err(db)
     }
 
-    async fn count(&self, sql: &str, tenant: &AccountId) -> Result<u64, StoreError> {
+    /// The tenant's row `sql` finds by id, if any: `sql` binds the tenant as `$1` and the id
+    /// as `$2`.
+    pub(crate) async fn row_by_id<R>(
+        &self,
+        sql: &str,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<R>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        sqlx::query_as::<_, R>(sql)
+            .bind(tenant.as_str())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db)
+    }
+
+    pub(crate) async fn count(&self, sql: &str, tenant: &AccountId) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar(sql)
             .bind(tenant.as_str())
             .fetch_one(&self.reader)
@@ -844,7 +834,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         if result.rows_affected() == 0 {
-            return Self::missing_or_stale(
+            return missing_or_stale(
                 &mut tx,
                 "SELECT 1 FROM registrations WHERE tenant_id = $1 AND id = $2",
                 &r.tenant,
@@ -1048,7 +1038,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         if result.rows_affected() == 0 {
-            return Self::missing_or_stale(
+            return missing_or_stale(
                 &mut tx,
                 "SELECT 1 FROM trunks WHERE tenant_id = $1 AND id = $2",
                 &t.tenant,
@@ -1189,7 +1179,7 @@ impl Store for SqlStore {
         .await
         .map_err(db)?;
         if result.rows_affected() == 0 {
-            return Self::missing_or_stale(
+            return missing_or_stale(
                 &mut tx,
                 "SELECT 1 FROM phone_numbers WHERE tenant_id = $1 AND phone_number = $2",
                 &p.tenant,
@@ -1250,35 +1240,14 @@ impl Store for SqlStore {
         .await
     }
 
-    // --- inbound credentials --------------------------------------------------------------------
+    // --- inbound credentials and bindings (SQL in `inbound`) ----------------------------------
 
     async fn insert_inbound_credential(
         &self,
         c: &InboundCredential,
         hashes: &DigestHashes,
     ) -> Result<WriteOutcome, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO inbound_credentials (id, tenant_id, username, realm, ha1_md5, ha1_sha256, \
-             enabled, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(c.id.to_string())
-        .bind(c.tenant.as_str())
-        .bind(&c.username)
-        .bind(&c.realm)
-        .bind(&hashes.md5)
-        .bind(&hashes.sha256)
-        .bind(c.enabled)
-        .bind(&c.description)
-        .bind(c.created_at.micros())
-        .bind(c.updated_at.micros())
-        .execute(&self.writer)
-        .await;
-        match result {
-            Ok(_) => Ok(WriteOutcome::Applied),
-            Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::Duplicate),
-            Err(err) => Err(db(err)),
-        }
+        inbound::insert_credential(self, c, hashes).await
     }
 
     async fn inbound_credential(
@@ -1286,16 +1255,7 @@ impl Store for SqlStore {
         tenant: &AccountId,
         id: Uuid,
     ) -> Result<Option<InboundCredential>, StoreError> {
-        sqlx::query_as::<_, CredentialRow>(&format!(
-            "{CREDENTIAL_SELECT} WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant.as_str())
-        .bind(id.to_string())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db)?
-        .map(CredentialRow::into_model)
-        .transpose()
+        inbound::credential(self, tenant, id).await
     }
 
     async fn update_inbound_credential(
@@ -1304,34 +1264,7 @@ impl Store for SqlStore {
         hashes: Option<&DigestHashes>,
         expected: Timestamp,
     ) -> Result<WriteOutcome, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let result = sqlx::query(
-            "UPDATE inbound_credentials SET enabled = $3, description = $4, \
-             ha1_md5 = COALESCE($5, ha1_md5), ha1_sha256 = COALESCE($6, ha1_sha256), updated_at = $7 \
-             WHERE tenant_id = $1 AND id = $2 AND updated_at = $8",
-        )
-        .bind(c.tenant.as_str())
-        .bind(c.id.to_string())
-        .bind(c.enabled)
-        .bind(&c.description)
-        .bind(hashes.map(|h| h.md5.as_str()))
-        .bind(hashes.map(|h| h.sha256.as_str()))
-        .bind(c.updated_at.micros())
-        .bind(expected.micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if result.rows_affected() == 0 {
-            return Self::missing_or_stale(
-                &mut tx,
-                "SELECT 1 FROM inbound_credentials WHERE tenant_id = $1 AND id = $2",
-                &c.tenant,
-                &c.id.to_string(),
-            )
-            .await;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(WriteOutcome::Applied)
+        inbound::update_credential(self, c, hashes, expected).await
     }
 
     async fn delete_inbound_credential(
@@ -1339,14 +1272,7 @@ impl Store for SqlStore {
         tenant: &AccountId,
         id: Uuid,
     ) -> Result<WriteOutcome, StoreError> {
-        let result =
-            sqlx::query("DELETE FROM inbound_credentials WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_str())
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await
-                .map_err(db)?;
-        Ok(applied(result.rows_affected()))
+        inbound::delete_credential(self, tenant, id).await
     }
 
     async fn inbound_credentials_page(
@@ -1354,25 +1280,49 @@ impl Store for SqlStore {
         tenant: &AccountId,
         window: Window,
     ) -> Result<Vec<InboundCredential>, StoreError> {
-        self.window_rows::<CredentialRow>(
-            &format!(
-                "{CREDENTIAL_SELECT} WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-            ),
-            tenant,
-            window,
-        )
-        .await?
-        .into_iter()
-        .map(CredentialRow::into_model)
-        .collect()
+        inbound::credentials_page(self, tenant, window).await
     }
 
     async fn count_inbound_credentials(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count(
-            "SELECT COUNT(*) FROM inbound_credentials WHERE tenant_id = $1",
-            tenant,
-        )
-        .await
+        inbound::count_credentials(self, tenant).await
+    }
+
+    async fn inbound_credential_directory(
+        &self,
+    ) -> Result<Vec<(InboundCredential, DigestHashes)>, StoreError> {
+        inbound::directory(self).await
+    }
+
+    async fn inbound_credential_with_hashes(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<(InboundCredential, DigestHashes)>, StoreError> {
+        inbound::credential_with_hashes(self, tenant, id).await
+    }
+
+    async fn write_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        inbound::write_binding_changes(self, changes).await
+    }
+
+    async fn live_inbound_bindings(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<InboundBinding>, StoreError> {
+        inbound::live_bindings(self, now).await
+    }
+
+    async fn inbound_bindings(
+        &self,
+        tenant: &AccountId,
+        credential: Uuid,
+        now: Timestamp,
+    ) -> Result<Vec<InboundBinding>, StoreError> {
+        inbound::bindings(self, tenant, credential, now).await
+    }
+
+    async fn delete_expired_inbound_bindings(&self, now: Timestamp) -> Result<u64, StoreError> {
+        inbound::delete_expired_bindings(self, now).await
     }
 
     // --- status -----------------------------------------------------------------------------------

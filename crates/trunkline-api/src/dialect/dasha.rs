@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use super::schema::{
     e164, host_or_null, host_port, one_of, one_of_or_null, printable_or_null, quotable_or_null,
-    secret_or_null, uuid,
+    secret_or_null, transport_name, uuid, TRANSPORTS,
 };
 use super::{bearer, problem_details, Dialect, ProblemDetails};
 use crate::error::{ApiError, Result};
@@ -130,10 +130,6 @@ pub struct SipCredential {
     provider_id: Option<String>,
 }
 
-fn transport_name() -> Object {
-    one_of(TRANSPORTS)
-}
-
 fn transport_or_null() -> Object {
     one_of_or_null(TRANSPORTS)
 }
@@ -141,8 +137,6 @@ fn transport_or_null() -> Object {
 fn source_name() -> Object {
     one_of(&["manual", "provider"])
 }
-
-const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
 
 impl From<Trunk> for SipCredential {
     fn from(t: Trunk) -> Self {

@@ -22,18 +22,20 @@ pub(crate) const WORD: &str = r"^[A-Za-z0-9_.\-]*$";
 /// E.164: `+`, then 2–15 digits, the first not zero.
 pub(crate) const E164: &str = r"^\+[1-9][0-9]{1,14}$";
 
+/// A host name label: letters, digits, `_` and inner hyphens (`_` as in SRV names and realms
+/// such as `MA_XXXXXXXX.sip.vobiz.ai`; see `sip_uri`).
 macro_rules! label {
     () => {
-        "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
     };
 }
-/// A host name whose last label starts with a letter (an all-numeric name is refused).
+/// A host name whose last label starts with a letter or `_` (an all-numeric name is refused).
 macro_rules! domain {
     () => {
         concat!(
             "(?:",
             label!(),
-            r"\.)*[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+            r"\.)*[A-Za-z_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
         )
     };
 }
@@ -187,6 +189,14 @@ pub(crate) fn one_of(values: &[&str]) -> Object {
         .schema_type(Type::String)
         .enum_values(Some(values.iter().copied()))
         .build()
+}
+
+/// The SIP transports, as every dialect names them.
+pub(crate) const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
+
+/// One of [`TRANSPORTS`].
+pub(crate) fn transport_name() -> Object {
+    one_of(TRANSPORTS)
 }
 
 /// One of `values`, or `null`.

@@ -1,5 +1,6 @@
-//! Vobiz dialect: inbound credentials under `/api/v1/account/{auth_id}/…`, `X-Auth-ID` +
-//! `X-Auth-Token`, `{"api_id", "error"}` bodies, `limit`/`offset` pages with `meta`.
+//! Vobiz dialect: inbound credentials under `/api/v1/account/{auth_id}/…` and the live
+//! registrations (bindings) of each, `X-Auth-ID` + `X-Auth-Token`, `{"api_id", "error"}` bodies,
+//! `limit`/`offset` pages with `meta`.
 
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -8,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use trunkline_core::model::InboundCredential;
+use trunkline_core::model::{InboundBinding, InboundCredential};
 use trunkline_core::service::{window, CredentialDraft, PageLimits};
 use trunkline_core::{AccountId, Input};
 use utoipa::openapi::RefOr;
@@ -17,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::schema::{printable_or_null, secret, word};
+use super::schema::{printable_or_null, secret, transport_name, word};
 use super::{error_response, header, Dialect};
 use crate::error::{ApiError, Result};
 use crate::extract::{int_param, uuid_path, Caller, JsonBody, PathParams, QueryParams};
@@ -189,10 +190,66 @@ pub struct Meta {
     total: u64,
 }
 
+impl Meta {
+    /// What a list that is not paginated says: everything, from the start.
+    fn whole(count: usize) -> Self {
+        Self {
+            limit: u32::try_from(count).unwrap_or(u32::MAX),
+            offset: 0,
+            total: count as u64,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct CredentialList {
     meta: Meta,
     objects: Vec<Credential>,
+}
+
+/// A device's live registration to a credential (a binding trunkline's registrar holds); ours,
+/// not the vendor's.
+#[derive(Serialize, ToSchema)]
+pub struct Binding {
+    /// The Contact URI the device registered.
+    #[schema(example = "sip:alice@203.0.113.5:5060;transport=udp")]
+    contact: String,
+    /// Where the REGISTER came from: transport, address and port.
+    #[schema(example = "udp:203.0.113.5:5060")]
+    source: String,
+    #[schema(schema_with = transport_name)]
+    transport: &'static str,
+    /// The device's `User-Agent`, if it sent one.
+    #[schema(required = true)]
+    user_agent: Option<String>,
+    /// When the binding ends unless the device registers again.
+    #[schema(format = DateTime)]
+    expires_at: String,
+    /// When the device last registered this contact.
+    #[schema(format = DateTime)]
+    registered_at: String,
+}
+
+impl From<InboundBinding> for Binding {
+    fn from(b: InboundBinding) -> Self {
+        Self {
+            contact: b.contact,
+            source: b.source,
+            transport: b.transport.as_str(),
+            user_agent: b.user_agent,
+            expires_at: b.expires_at.to_rfc3339(),
+            registered_at: b.registered_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Every live binding of a credential, oldest registration first. Not paginated (the registrar
+/// keeps a few contacts per credential): `meta` says so, with `limit` and `total` the number of
+/// objects and `offset` 0; `limit` and `offset` in the query are not read.
+#[derive(Serialize, ToSchema)]
+pub struct BindingList {
+    meta: Meta,
+    objects: Vec<Binding>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -215,6 +272,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             update_credential,
             delete_credential
         ))
+        .routes(routes!(list_bindings))
 }
 
 #[utoipa::path(get, path = "/api/v1/account/{auth_id}/trunks/credentials", tag = "vobiz",
@@ -340,4 +398,30 @@ async fn delete_credential(
         .delete_inbound_credential(&caller.tenant, uuid_path(&id)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The credential's live registrations (bindings not expired), oldest first, all in one answer.
+#[utoipa::path(get, path = "/api/v1/account/{auth_id}/credentials/{id}/registrations",
+    tag = "vobiz",
+    params(
+        ("auth_id" = String, Path, description = "The `X-Auth-ID` account; any other is a 403."),
+        ("id" = String, Path, format = Uuid)
+    ),
+    security(("authId" = [], "authToken" = [])),
+    responses((status = 200, body = BindingList),
+        (status = 401, response = VobizError), (status = 403, response = VobizError),
+        (status = 404, response = VobizError)))]
+async fn list_bindings(
+    State(state): State<AppState>,
+    caller: Caller<Vobiz>,
+    PathParams((_, id), ..): PathParams<Vobiz, (String, String)>,
+) -> Result<Json<BindingList>, Vobiz> {
+    let bindings = state
+        .services
+        .inbound_bindings(&caller.tenant, uuid_path(&id)?)
+        .await?;
+    Ok(Json(BindingList {
+        meta: Meta::whole(bindings.len()),
+        objects: bindings.into_iter().map(Binding::from).collect(),
+    }))
 }

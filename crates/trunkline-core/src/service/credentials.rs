@@ -1,5 +1,6 @@
 //! Inbound credentials (Vobiz `credentials`): usernames devices register to trunkline with.
-//! Passwords are turned into HA1 digests for the tenant's realm at once and never kept.
+//! Passwords are turned into HA1 digests for the tenant's realm at once and never kept. The
+//! bindings devices hold with them are written by the SIP registrar and only read here.
 
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use crate::error::ServiceError;
 use crate::events::{ChangeOp, EntityKind};
 use crate::ids::{AccountId, Timestamp};
 use crate::input::Input;
-use crate::model::InboundCredential;
+use crate::model::{InboundBinding, InboundCredential};
 use crate::page::{OffsetPage, Window};
 use crate::secret::DigestHashes;
 use crate::store::WriteOutcome;
@@ -162,6 +163,20 @@ impl Services {
         self.publish(tenant, EntityKind::InboundCredential, id, ChangeOp::Deleted)
             .await;
         Ok(())
+    }
+
+    /// The credential's live bindings (not expired now), oldest registration first.
+    /// `NotFound` when the credential is not the tenant's.
+    pub async fn inbound_bindings(
+        &self,
+        tenant: &AccountId,
+        credential: Uuid,
+    ) -> Result<Vec<InboundBinding>, ServiceError> {
+        self.inbound_credential(tenant, credential).await?;
+        Ok(self
+            .store
+            .inbound_bindings(tenant, credential, Timestamp::now())
+            .await?)
     }
 
     pub async fn list_inbound_credentials(

@@ -1,5 +1,5 @@
 //! What the store's integration tests share: a store on a fresh SQLite file with one tenant,
-//! and an Ultravox registration in it.
+//! more tenants, and an Ultravox registration in it.
 
 #![allow(dead_code)]
 
@@ -18,6 +18,12 @@ pub async fn store_with_tenant() -> (tempfile::TempDir, SqlStore, AccountId) {
     let store = SqlStore::open(&url, Sealer::new(&MasterKey::generate(), &[]))
         .await
         .unwrap();
+    let tenant = add_tenant(&store).await;
+    (dir, store, tenant)
+}
+
+/// Creates another tenant (with a key) in `store`.
+pub async fn add_tenant(store: &SqlStore) -> AccountId {
     let tenant = Tenant {
         account_id: AccountId::generate(),
         name: "t".into(),
@@ -27,7 +33,7 @@ pub async fn store_with_tenant() -> (tempfile::TempDir, SqlStore, AccountId) {
         .create_tenant(&tenant, &generate_api_key().record)
         .await
         .unwrap();
-    (dir, store, tenant.account_id)
+    tenant.account_id
 }
 
 /// Inserts an Ultravox registration for `username`, created and last updated `at`.

@@ -863,7 +863,7 @@ const BAD_TARGETS: &[&str] = &[
     "-bad.example.com",
     "a..b",
     "999.1.1.1",
-    "exa_mple.com",
+    "exa!mple.com",
     "pbx.example.com\r\nVia: evil",
 ];
 
@@ -878,6 +878,10 @@ const GOOD_TARGETS: &[&str] = &[
     "sip:pbx.example.com",
     "sips:pbx.example.com;transport=tls",
     "sip:10.0.0.1:5060;transport=TCP",
+    // `_` in host labels: realms such as Vobiz's, SRV-style names.
+    "MA_ABCDEFGHIJ.sip.vobiz.ai",
+    "sip:MA_ABCDEFGHIJ.sip.vobiz.ai:5060;transport=tcp",
+    "_sip._udp.example.com",
 ];
 
 /// What no Dasha `server` may be: `host[:port]` only, so no URIs either.
@@ -902,6 +906,7 @@ const GOOD_SERVERS: &[&str] = &[
     "pbx.example.com:5080",
     "192.0.2.20",
     "[2001:db8::1]:5061",
+    "MA_ABCDEFGHIJ.sip.vobiz.ai:5060",
 ];
 
 // --- Ultravox -----------------------------------------------------------------------------------
@@ -1138,6 +1143,7 @@ fn trunk_accepted(valid: &Value) -> Vec<Value> {
         with(valid, "authPassword", json!("")),
         with(valid, "cpsKey", Value::from(long(128))),
         with(valid, "domain", json!("192.0.2.1")),
+        with(valid, "domain", json!("MA_ABCDEFGHIJ.sip.vobiz.ai")),
         with(valid, "providerId", json!("ignored, read-only")),
         json!({"server": "192.0.2.20"}),
         padded(valid, BODY_LIMIT),

@@ -117,6 +117,7 @@ fn openapi_document_is_generated_snapshot_tested_and_covers_every_dialect() {
         "/api/v1/account/{auth_id}/trunks/credentials",
         "/api/v1/account/{auth_id}/credentials",
         "/api/v1/account/{auth_id}/credentials/{id}",
+        "/api/v1/account/{auth_id}/credentials/{id}/registrations",
         "/v1/registrations/{id}",
         "/v1/admin/tenants",
     ] {

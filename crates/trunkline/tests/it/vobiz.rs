@@ -5,7 +5,11 @@
 //!   default and bounds of `limit` and `offset`;
 //! - PUT is partial (absent fields stay), the username is immutable (same value accepted, another
 //!   refused), rejected PUTs change nothing; delete (204, then 404);
-//! - auth: `{auth_id}` of another account → 403, `X-Auth-ID` of another account or a missing or
+//! - `…/credentials/{id}/registrations` (the live bindings, not paginated): empty with its
+//!   `meta` for a new credential, whatever the query says; unknown, malformed and other
+//!   tenants' ids and deleted credentials → 404 (registered devices are tested with the
+//!   registrar);
+//! - auth: `{auth_id}` of another account → 403 (every route), `X-Auth-ID` of another account or a missing or
 //!   unknown token → 401; another tenant's credential id → the same 404 as a random id;
 //! - every error body is exactly `{api_id (uuid), error (non-empty)}`.
 
@@ -100,6 +104,10 @@ fn assert_credential(value: &Value, tenant: &Tenant) {
 
 fn item(id: &Value) -> String {
     format!("/credentials/{}", id.as_str().expect("id"))
+}
+
+fn registrations(id: &Value) -> String {
+    format!("{}/registrations", item(id))
 }
 
 fn create(server: &Server, tenant: &Tenant, body: Value) -> Value {
@@ -413,6 +421,59 @@ fn put_is_partial_and_username_is_immutable() {
 }
 
 #[test]
+fn registrations_list_the_live_bindings_of_a_credential() {
+    let server = Server::start();
+    let tenant = server.tenant();
+    let other = server.create_tenant("other");
+    let created = create_user(&server, &tenant, "alice_01");
+    let theirs = create_user(&server, &other, "alice_01");
+
+    // No device registered yet: an empty list whose `meta` says it is all there is. The list
+    // is not paginated, so `limit` and `offset` in the query change nothing.
+    let empty = json!({"meta": {"limit": 0, "offset": 0, "total": 0}, "objects": []});
+    for query in ["", "?limit=5&offset=3", "?limit=abc"] {
+        let path = format!("{}{query}", registrations(&created["id"]));
+        let (status, body) = send(server.vobiz(Method::GET, &path, &tenant));
+        assert_eq!((status, &body), (200, &empty), "{query}");
+    }
+    let (status, body) = send(server.vobiz(Method::GET, &registrations(&theirs["id"]), &other));
+    assert_eq!((status, body), (200, empty));
+
+    // Another tenant's credential answers exactly like an id that never existed; an id that
+    // cannot exist answers 404 like the other credential routes.
+    let random = json!(uuid::Uuid::new_v4().to_string());
+    let unknown = error(
+        server.vobiz(Method::GET, &registrations(&random), &tenant),
+        404,
+    );
+    let foreign = error(
+        server.vobiz(Method::GET, &registrations(&theirs["id"]), &tenant),
+        404,
+    );
+    assert_eq!(foreign, unknown);
+    error(
+        server.vobiz(
+            Method::GET,
+            "/credentials/not-a-uuid/registrations",
+            &tenant,
+        ),
+        404,
+    );
+    error(
+        server.vobiz(Method::POST, &registrations(&created["id"]), &tenant),
+        405,
+    );
+
+    // A deleted credential has no registrations to list.
+    let (status, _) = send(server.vobiz(Method::DELETE, &item(&created["id"]), &tenant));
+    assert_eq!(status, 204);
+    error(
+        server.vobiz(Method::GET, &registrations(&created["id"]), &tenant),
+        404,
+    );
+}
+
+#[test]
 fn auth_and_tenant_isolation() {
     let server = Server::start();
     let a = server.tenant();
@@ -438,6 +499,7 @@ fn auth_and_tenant_isolation() {
         (Method::PUT, item(&b_cred["id"])),
         (Method::DELETE, item(&b_cred["id"])),
         (Method::GET, item(&a_cred["id"])),
+        (Method::GET, registrations(&b_cred["id"])),
     ];
     for (method, path) in &routes {
         let body =
