@@ -219,6 +219,14 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
     ) -> Result<Option<(InboundCredential, DigestHashes)>, StoreError>;
 
+    /// One credential with its digest hashes, by username (the registrar, for a user its
+    /// directory does not know yet: created through another node, or a moment ago).
+    async fn inbound_credential_by_username(
+        &self,
+        tenant: &AccountId,
+        username: &str,
+    ) -> Result<Option<(InboundCredential, DigestHashes)>, StoreError>;
+
     // --- inbound bindings (written by the SIP registrar) ---
     /// Applies the changes in order, in one transaction. A `Put` for a credential that no
     /// longer exists, is disabled, or is not the binding's tenant's is skipped (a late write

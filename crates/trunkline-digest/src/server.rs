@@ -41,8 +41,11 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of the MAC kept in a nonce: 128 bits, beyond guessing within a nonce's lifetime.
 const NONCE_TAG_LEN: usize = 16;
-/// A nonce's bytes: the issue time (u64, big-endian) and the truncated MAC.
-const NONCE_RAW_LEN: usize = 8 + NONCE_TAG_LEN;
+/// Random bytes per nonce: two challenges in the same second get different nonces, so their
+/// nonce counts never collide in [`NonceCounts`].
+const NONCE_SALT_LEN: usize = 9;
+/// A nonce's bytes: the issue time (u64, big-endian), the salt and the truncated MAC.
+const NONCE_RAW_LEN: usize = 8 + NONCE_SALT_LEN + NONCE_TAG_LEN;
 /// A nonce's length on the wire (base64url without padding).
 const NONCE_LEN: usize = NONCE_RAW_LEN / 3 * 4;
 /// How far in the future a nonce's issue time may be: the clocks of the nodes sharing a key
@@ -79,21 +82,27 @@ impl NonceKey {
     }
 
     /// The MAC of a nonce issued at `issued_at` for `realm`.
-    fn mac(&self, issued_at: [u8; 8], realm: &str) -> HmacSha256 {
+    fn mac(&self, issued_at: [u8; 8], salt: &[u8], realm: &str) -> HmacSha256 {
         let mut mac = self.mac.clone();
         mac.update(&issued_at);
+        mac.update(salt);
         mac.update(realm.as_bytes());
         mac
     }
 
     /// A nonce for `realm`: base64url without padding of the issue time (u64, big-endian, 8
-    /// bytes) followed by the first 16 bytes of HMAC(key, issue time || realm). 32 characters.
+    /// bytes), 9 random bytes, and the first 16 bytes of HMAC(key, issue time || random ||
+    /// realm). 44 characters.
     pub fn issue(&self, realm: &str, now_unix_secs: u64) -> String {
         let issued_at = now_unix_secs.to_be_bytes();
-        let tag = self.mac(issued_at, realm).finalize().into_bytes();
         let mut raw = [0u8; NONCE_RAW_LEN];
         raw[..8].copy_from_slice(&issued_at);
-        raw[8..].copy_from_slice(&tag[..NONCE_TAG_LEN]);
+        rand::thread_rng().fill_bytes(&mut raw[8..8 + NONCE_SALT_LEN]);
+        let tag = self
+            .mac(issued_at, &raw[8..8 + NONCE_SALT_LEN], realm)
+            .finalize()
+            .into_bytes();
+        raw[8 + NONCE_SALT_LEN..].copy_from_slice(&tag[..NONCE_TAG_LEN]);
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -119,8 +128,8 @@ impl NonceKey {
         let mut issued_at = [0u8; 8];
         issued_at.copy_from_slice(&raw[..8]);
         if self
-            .mac(issued_at, realm)
-            .verify_truncated_left(&raw[8..])
+            .mac(issued_at, &raw[8..8 + NONCE_SALT_LEN], realm)
+            .verify_truncated_left(&raw[8 + NONCE_SALT_LEN..])
             .is_err()
         {
             return NonceCheck::Invalid;
@@ -857,7 +866,14 @@ mod tests {
     fn nonces_are_fresh_then_stale() {
         let key = NonceKey::new(b"a configured secret of any length");
         let nonce = key.issue("acme.example", 1_000_000);
-        assert_eq!(nonce.len(), 32);
+        assert_eq!(nonce.len(), 44);
+        // Two challenges in the same second: different nonces, both valid.
+        let other = key.issue("acme.example", 1_000_000);
+        assert_ne!(nonce, other);
+        assert!(matches!(
+            key.check(&other, "acme.example", 1_000_000, 300),
+            NonceCheck::Fresh { .. }
+        ));
         assert!(nonce
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
@@ -876,10 +892,15 @@ mod tests {
         // The same secret makes the same key (another node, a restart).
         let again = NonceKey::new(b"a configured secret of any length");
         assert_eq!(again.check(&nonce, "acme.example", 1_000_001, 300), fresh);
-        assert_eq!(again.issue("acme.example", 1_000_000), nonce);
-        // Nonces differ by time and by realm.
-        assert_ne!(key.issue("acme.example", 1_000_001), nonce);
-        assert_ne!(key.issue("other.example", 1_000_000), nonce);
+        assert_eq!(
+            key.check(
+                &again.issue("acme.example", 1_000_000),
+                "acme.example",
+                1_000_000,
+                300
+            ),
+            fresh
+        );
         // At the edges of time.
         for at in [0, u64::MAX] {
             let edge = key.issue("r", at);

@@ -18,9 +18,9 @@ pub mod registrar;
 pub mod target;
 pub mod transport;
 
-/// Digest authentication lives in its own crate, shared by the engine and the registrar;
-/// re-exported under its old path.
-pub use trunkline_digest as digest;
 pub use engine::EngineSettings;
 pub use node::{EnginePart, RegistrarPart, SipNode};
 pub use registrar::RegistrarSettings;
+/// Digest authentication lives in its own crate, shared by the engine and the registrar;
+/// re-exported under its old path.
+pub use trunkline_digest as digest;

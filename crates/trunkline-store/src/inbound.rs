@@ -265,6 +265,24 @@ pub(crate) async fn credential_with_hashes(
         .transpose()
 }
 
+pub(crate) async fn credential_by_username(
+    store: &SqlStore,
+    tenant: &AccountId,
+    username: &str,
+) -> Result<Option<(InboundCredential, DigestHashes)>, StoreError> {
+    sqlx::query_as::<_, HashedCredentialRow>(concat!(
+        hashed_credential_select!(),
+        "WHERE tenant_id = $1 AND username = $2"
+    ))
+    .bind(tenant.as_str())
+    .bind(username)
+    .fetch_optional(&store.reader)
+    .await
+    .map_err(db)?
+    .map(HashedCredentialRow::into_model)
+    .transpose()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bindings
 

@@ -1301,6 +1301,14 @@ impl Store for SqlStore {
         inbound::credential_with_hashes(self, tenant, id).await
     }
 
+    async fn inbound_credential_by_username(
+        &self,
+        tenant: &AccountId,
+        username: &str,
+    ) -> Result<Option<(InboundCredential, DigestHashes)>, StoreError> {
+        inbound::credential_by_username(self, tenant, username).await
+    }
+
     async fn write_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
         inbound::write_binding_changes(self, changes).await
     }

@@ -22,7 +22,8 @@
 //!    expiry.
 //!
 //! The directory of credentials ([`directory`]) and the bindings are in memory, loaded from the
-//! store at start and kept current by change events; every binding change is on disk before
+//! store at start and kept current by change events (a username the directory does not know is
+//! looked up in the store before it is called unknown); every binding change is on disk before
 //! the 200 goes out, and a sweeper drops expired bindings (memory every second, the table
 //! every 10 s; the API never shows an expired one). Each REGISTER is answered in a task of its
 //! own on the SIP thread.
@@ -435,11 +436,7 @@ impl Registrar {
         if nonce == NonceCheck::Invalid {
             return self.challenge(&realm, false, "challenged");
         }
-        let credential = self
-            .state
-            .borrow()
-            .directory
-            .find(&tenant, &response.username);
+        let credential = self.credential(&tenant, &response.username).await;
         let credential = match credential {
             Some(credential)
                 if response.verify("REGISTER", ha1_for(&credential, response.algorithm)) =>
@@ -580,6 +577,36 @@ impl Registrar {
             tracing::warn!(%source, "too many failed SIP authentications; refusing this source for a while");
         }
         self.challenge(realm, false, "auth_failed")
+    }
+
+    /// The credential a device names: from the directory, else from the store (created a
+    /// moment ago, before its change event reached us, or through another node).
+    async fn credential(&self, tenant: &AccountId, username: &str) -> Option<Arc<Credential>> {
+        if let Some(found) = self.state.borrow().directory.find(tenant, username) {
+            return Some(found);
+        }
+        let store = self.store.clone();
+        let (owner, name) = (tenant.clone(), username.to_owned());
+        let read = self
+            .store_runtime
+            .spawn(async move { store.inbound_credential_by_username(&owner, &name).await })
+            .await;
+        match read {
+            Ok(Ok(Some((credential, hashes)))) => {
+                let mut state = self.state.borrow_mut();
+                state.directory.put(credential, hashes);
+                state.directory.find(tenant, username)
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "registrar cannot read a credential");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "registrar cannot read a credential");
+                None
+            }
+        }
     }
 
     /// The tenant whose realm `domain` is, by its form (`{account_id}.{sip.domain}`).

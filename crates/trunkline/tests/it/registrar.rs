@@ -84,7 +84,10 @@ fn a_device_registers_with_sha256_or_md5_and_its_binding_is_listed() {
     assert_eq!(first.code, 401);
     let challenges = first.all("WWW-Authenticate");
     assert_eq!(challenges.len(), 2, "{}", first.text);
-    assert_eq!(param(challenges[0], "algorithm").as_deref(), Some("SHA-256"));
+    assert_eq!(
+        param(challenges[0], "algorithm").as_deref(),
+        Some("SHA-256")
+    );
     assert_eq!(param(challenges[1], "algorithm").as_deref(), Some("MD5"));
     for challenge in &challenges {
         assert_eq!(param(challenge, "realm"), Some(realm(&tenant)));
@@ -148,7 +151,11 @@ fn wrong_password_unknown_user_and_another_tenants_realm_get_the_same_answer() {
     answers.push(device(&server, &tenant, "dave").register_with(PASSWORD, 300, None));
     for answer in &answers {
         assert_eq!(answer.code, 401, "{}", answer.text);
-        let names: Vec<_> = answer.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let names: Vec<_> = answer
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
         let first_names: Vec<_> = answers[0]
             .headers
             .iter()
@@ -160,11 +167,17 @@ fn wrong_password_unknown_user_and_another_tenants_realm_get_the_same_answer() {
         }
     }
     assert_eq!(
-        metric(&server, "trunkline_registrar_digest_failures_total{reason=\"wrong_password\"}"),
+        metric(
+            &server,
+            "trunkline_registrar_digest_failures_total{reason=\"wrong_password\"}"
+        ),
         1.0
     );
     assert_eq!(
-        metric(&server, "trunkline_registrar_digest_failures_total{reason=\"unknown_user\"}"),
+        metric(
+            &server,
+            "trunkline_registrar_digest_failures_total{reason=\"unknown_user\"}"
+        ),
         2.0
     );
     // Dave registers in his own realm.
@@ -177,7 +190,11 @@ fn unknown_realm_is_404_and_a_mismatched_username_is_403() {
     let server = Server::start();
     let tenant = server.tenant();
     create_credential(&server, &tenant, "erin", PASSWORD);
-    for domain in ["MA_ZZZZZZZZZZ.sip.localhost", "example.com", "sip.localhost"] {
+    for domain in [
+        "MA_ZZZZZZZZZZ.sip.localhost",
+        "example.com",
+        "sip.localhost",
+    ] {
         let mut stranger = Device::udp(server.sip.unwrap(), "erin", domain);
         assert_eq!(stranger.register(300, "").code, 404, "{domain}");
     }
@@ -208,7 +225,10 @@ fn disabled_is_403_only_after_a_right_answer_and_ends_bindings() {
             .unwrap(),
     );
     assert_eq!(status, 200);
-    assert!(objects(&server, &tenant, &id).is_empty(), "disabling ends the bindings");
+    assert!(
+        objects(&server, &tenant, &id).is_empty(),
+        "disabling ends the bindings"
+    );
     // Without credentials: challenged like anyone; a wrong password: challenged again.
     assert_eq!(phone.register_with("wrong password", 300, None).code, 401);
     // With the right password: 403.
@@ -268,12 +288,20 @@ fn a_stale_nonce_gets_stale_true_and_a_replayed_nonce_count_is_refused() {
     let replayed = phone.register(300, &header);
     assert_eq!(replayed.code, 401, "{}", replayed.text);
     assert_eq!(
-        metric(&server, "trunkline_registrar_digest_failures_total{reason=\"nonce_count_replay\"}"),
+        metric(
+            &server,
+            "trunkline_registrar_digest_failures_total{reason=\"nonce_count_replay\"}"
+        ),
         1.0
     );
     // The next count for the same nonce is fine.
     let next = phone.answer(&challenge, PASSWORD);
-    assert_eq!(phone.register(300, &format!("Authorization: {next}\r\n")).code, 200);
+    assert_eq!(
+        phone
+            .register(300, &format!("Authorization: {next}\r\n"))
+            .code,
+        200
+    );
 
     // Stale: a right answer once the nonce's lifetime (1 s) has passed.
     std::thread::sleep(Duration::from_millis(2100));
@@ -281,12 +309,19 @@ fn a_stale_nonce_gets_stale_true_and_a_replayed_nonce_count_is_refused() {
     let stale = phone.register(300, &format!("Authorization: {late}\r\n"));
     assert_eq!(stale.code, 401, "{}", stale.text);
     let challenges = stale.all("WWW-Authenticate");
-    assert!(challenges.iter().all(|c| param(c, "stale").as_deref() == Some("true")));
+    assert!(challenges
+        .iter()
+        .all(|c| param(c, "stale").as_deref() == Some("true")));
     // A fresh nonce from that challenge works.
     let fresh = challenges[0].to_owned();
     phone.nc = 0;
     let answer = phone.answer(&fresh, PASSWORD);
-    assert_eq!(phone.register(300, &format!("Authorization: {answer}\r\n")).code, 200);
+    assert_eq!(
+        phone
+            .register(300, &format!("Authorization: {answer}\r\n"))
+            .code,
+        200
+    );
     // A wrong password with a stale nonce is not stale: a plain challenge.
     std::thread::sleep(Duration::from_millis(2100));
     let wrong = phone.answer(&fresh, "wrong password");
@@ -310,12 +345,8 @@ fn expiry_rules_unregister_one_contact_and_contact_star() {
     let id = create_credential(&server, &tenant, "jack", PASSWORD);
     let mut phone = device(&server, &tenant, "jack");
     let challenge = phone.register(100, "").all("WWW-Authenticate")[0].to_owned();
-    let mut auth = |phone: &mut Device| {
-        format!(
-            "Authorization: {}\r\n",
-            phone.answer(&challenge, PASSWORD)
-        )
-    };
+    let mut auth =
+        |phone: &mut Device| format!("Authorization: {}\r\n", phone.answer(&challenge, PASSWORD));
 
     // Below the minimum: 423 with Min-Expires, nothing stored.
     let header = auth(&mut phone);
@@ -328,21 +359,29 @@ fn expiry_rules_unregister_one_contact_and_contact_star() {
     let header = auth(&mut phone);
     let ok = phone.register(99_999, &header);
     assert_eq!(ok.code, 200);
-    assert!(ok.contacts()[0].1 <= 200 && ok.contacts()[0].1 >= 199, "{}", ok.text);
+    assert!(
+        ok.contacts()[0].1 <= 200 && ok.contacts()[0].1 >= 199,
+        "{}",
+        ok.text
+    );
     let header = auth(&mut phone);
     let ok = phone.request(
         "REGISTER",
-        &format!(
-            "Contact: <sip:jack@192.0.2.10>, <sip:jack@192.0.2.11>;expires=50\r\n{header}"
-        ),
+        &format!("Contact: <sip:jack@192.0.2.10>, <sip:jack@192.0.2.11>;expires=50\r\n{header}"),
     );
     assert_eq!(ok.code, 200, "{}", ok.text);
     assert_eq!(ok.contacts().len(), 3);
     let header = auth(&mut phone);
-    let ok = phone.request("REGISTER", &format!("Contact: <sip:jack@192.0.2.12>\r\n{header}"));
+    let ok = phone.request(
+        "REGISTER",
+        &format!("Contact: <sip:jack@192.0.2.12>\r\n{header}"),
+    );
     let uris: Vec<_> = ok.contacts().into_iter().map(|(uri, _)| uri).collect();
     assert_eq!(uris.len(), 3, "{uris:?}");
-    assert!(!uris.contains(&phone.contact()), "the oldest went: {uris:?}");
+    assert!(
+        !uris.contains(&phone.contact()),
+        "the oldest went: {uris:?}"
+    );
     // Default expiry when none is given.
     assert!(ok
         .contacts()
@@ -360,7 +399,10 @@ fn expiry_rules_unregister_one_contact_and_contact_star() {
 
     // Contact: * with anything but Expires 0 → 400; with Expires 0 → all gone.
     let header = auth(&mut phone);
-    let bad = phone.request("REGISTER", &format!("Contact: *\r\nExpires: 60\r\n{header}"));
+    let bad = phone.request(
+        "REGISTER",
+        &format!("Contact: *\r\nExpires: 60\r\n{header}"),
+    );
     assert_eq!(bad.code, 400);
     let header = auth(&mut phone);
     let ok = phone.request("REGISTER", &format!("Contact: *\r\nExpires: 0\r\n{header}"));
@@ -396,7 +438,10 @@ fn a_flooding_source_is_refused_while_another_still_registers() {
     let refused = attacker.register(300, "");
     assert_eq!(refused.code, 403, "{}", refused.text);
     assert!(refused.all("WWW-Authenticate").is_empty());
-    assert_eq!(metric(&server, "trunkline_registrar_sources_throttled_total"), 1.0);
+    assert_eq!(
+        metric(&server, "trunkline_registrar_sources_throttled_total"),
+        1.0
+    );
     // Another source address is unaffected.
     let mut honest = Device::udp_from(
         IpAddr::from([127, 0, 0, 2]),
@@ -406,7 +451,10 @@ fn a_flooding_source_is_refused_while_another_still_registers() {
     );
     assert_eq!(honest.register_with(PASSWORD, 300, None).code, 200);
     assert!(
-        metric(&server, "trunkline_registrar_registers_total{outcome=\"throttled\"}") >= 1.0
+        metric(
+            &server,
+            "trunkline_registrar_registers_total{outcome=\"throttled\"}"
+        ) >= 1.0
     );
 }
 
@@ -423,12 +471,15 @@ fn bindings_survive_a_restart() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["contact"], phone.contact());
     // The restarted registrar knows it: a query (no Contact) lists it.
+    let old_contact = phone.contact();
     let mut phone = Device::udp(server.sip.unwrap(), "lena", &realm(&tenant));
     let challenge = phone.register(600, "").all("WWW-Authenticate")[0].to_owned();
     let authorization = phone.answer(&challenge, PASSWORD);
     let query = phone.request("REGISTER", &format!("Authorization: {authorization}\r\n"));
     assert_eq!(query.code, 200, "{}", query.text);
-    assert_eq!(query.contacts().len(), 2, "the old contact and none new: {}", query.text);
+    let contacts = query.contacts();
+    assert_eq!(contacts.len(), 1, "{}", query.text);
+    assert_eq!(contacts[0].0, old_contact);
 }
 
 #[test]
@@ -451,7 +502,21 @@ fn many_devices_at_once_are_all_stored() {
         })
         .collect();
     for thread in threads {
-        assert_eq!(thread.join().unwrap(), 200);
+        let code = thread.join().unwrap();
+        if code != 200 {
+            let metrics = server
+                .client
+                .get(server.url("/metrics"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            let registrar: Vec<_> = metrics
+                .lines()
+                .filter(|l| l.contains("registrar"))
+                .collect();
+            panic!("{code}: {registrar:#?}");
+        }
     }
     for id in &ids {
         assert_eq!(objects(&server, &tenant, id).len(), 1);
@@ -470,7 +535,12 @@ fn requests_are_dispatched_by_method() {
     assert_eq!(message.code, 405);
     assert_eq!(message.header("Allow"), Some("REGISTER, OPTIONS"));
 
-    let off = server_with(&[("TRUNKLINE_REGISTRAR_ENABLED", "false")]);
+    // The registrar off, the engine on: the node still answers, REGISTER is not allowed.
+    let off = Server::start_with(ServerOptions {
+        engine: true,
+        env: vec![("TRUNKLINE_REGISTRAR_ENABLED".into(), "false".into())],
+        ..ServerOptions::default()
+    });
     let mut phone = Device::udp(off.sip.unwrap(), "mo", &realm(&off.tenant()));
     let register = phone.register(300, "");
     assert_eq!(register.code, 405, "{}", register.text);
@@ -500,5 +570,8 @@ fn trunkline_registers_to_its_own_registrar() {
     assert_eq!(status["lastCode"], 200, "{status}");
     let listed = objects(&server, &tenant, &id);
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert!(listed[0]["contact"].as_str().unwrap().starts_with("sip:selfie@"));
+    assert!(listed[0]["contact"]
+        .as_str()
+        .unwrap()
+        .starts_with("sip:selfie@"));
 }

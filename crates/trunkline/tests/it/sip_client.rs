@@ -194,7 +194,13 @@ impl Device {
     /// with the next nonce count.
     pub fn answer(&mut self, challenge: &str, password: &str) -> String {
         self.nc += 1;
-        answer(challenge, &self.user, password, &format!("sip:{}", self.domain), self.nc)
+        answer(
+            challenge,
+            &self.user,
+            password,
+            &format!("sip:{}", self.domain),
+            self.nc,
+        )
     }
 
     /// Sends bytes as they are and reads one final response (1xx skipped).
