@@ -142,13 +142,14 @@ fn wrong_password_unknown_user_and_another_tenants_realm_get_the_same_answer() {
     create_credential(&server, &tenant, "carol", PASSWORD);
     create_credential(&server, &other, "dave", PASSWORD);
 
-    let mut answers = Vec::new();
-    // Wrong password.
-    answers.push(device(&server, &tenant, "carol").register_with("wrong password", 300, None));
-    // Unknown user.
-    answers.push(device(&server, &tenant, "nobody").register_with(PASSWORD, 300, None));
-    // Dave's credential (other tenant) presented in this tenant's realm.
-    answers.push(device(&server, &tenant, "dave").register_with(PASSWORD, 300, None));
+    let answers = [
+        // Wrong password.
+        device(&server, &tenant, "carol").register_with("wrong password", 300, None),
+        // Unknown user.
+        device(&server, &tenant, "nobody").register_with(PASSWORD, 300, None),
+        // Dave's credential (other tenant) presented in this tenant's realm.
+        device(&server, &tenant, "dave").register_with(PASSWORD, 300, None),
+    ];
     for answer in &answers {
         assert_eq!(answer.code, 401, "{}", answer.text);
         let names: Vec<_> = answer
@@ -345,7 +346,7 @@ fn expiry_rules_unregister_one_contact_and_contact_star() {
     let id = create_credential(&server, &tenant, "jack", PASSWORD);
     let mut phone = device(&server, &tenant, "jack");
     let challenge = phone.register(100, "").all("WWW-Authenticate")[0].to_owned();
-    let mut auth =
+    let auth =
         |phone: &mut Device| format!("Authorization: {}\r\n", phone.answer(&challenge, PASSWORD));
 
     // Below the minimum: 423 with Min-Expires, nothing stored.
