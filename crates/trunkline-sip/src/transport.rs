@@ -884,6 +884,13 @@ mod tests {
     #[tokio::test]
     async fn an_overflowing_content_length_closes_that_connection_only() {
         let (sip, _closed) = SipEndpoint::bind(&settings()).await.unwrap();
+        // What the node's dispatcher does for OPTIONS.
+        let mut incoming = sip.endpoint.incoming_transactions().unwrap();
+        tokio::spawn(async move {
+            while let Some(mut tx) = incoming.recv().await {
+                let _ = tx.reply(rsipstack::sip::StatusCode::OK).await;
+            }
+        });
         let mut hostile = TcpStream::connect(sip.tcp).await.unwrap();
         hostile
             .write_all(options("Content-Length: 18446744073709551615\r\n", "").as_bytes())
