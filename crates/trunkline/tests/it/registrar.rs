@@ -549,30 +549,52 @@ fn requests_are_dispatched_by_method() {
 }
 
 #[test]
-fn trunkline_registers_to_its_own_registrar() {
+fn trunkline_registers_to_its_own_registrar_over_udp_tcp_and_tls() {
+    let certificates = tempfile::tempdir().unwrap();
+    crate::kamailio::make_test_certificates(certificates.path());
+    let tls_port = crate::kamailio::free_tcp_port();
+    let path = |name: &str| certificates.path().join(name).display().to_string();
     let server = Server::start_with(ServerOptions {
         engine: true,
+        env: vec![
+            (
+                "TRUNKLINE_SIP_TLS_LISTEN".into(),
+                format!("127.0.0.1:{tls_port}"),
+            ),
+            ("TRUNKLINE_SIP_TLS_CERT".into(), path("server.pem")),
+            ("TRUNKLINE_SIP_TLS_KEY".into(), path("server.key")),
+            ("TRUNKLINE_SIP_CA_FILE".into(), path("ca.pem")),
+        ],
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
-    let id = create_credential(&server, &tenant, "selfie", PASSWORD);
     let sip = server.sip.unwrap();
-    let registration = crate::common::create_registration(
-        &server,
-        &tenant,
-        json!({
-            "username": "selfie",
-            "password": PASSWORD,
-            "proxy": realm(&tenant),
-            "outboundProxy": format!("sip:{sip}"),
-        }),
-    );
-    let status = crate::common::wait_for_state(&server, &tenant, &registration, "registered");
-    assert_eq!(status["lastCode"], 200, "{status}");
-    let listed = objects(&server, &tenant, &id);
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    assert!(listed[0]["contact"]
-        .as_str()
-        .unwrap()
-        .starts_with("sip:selfie@"));
+    for (user, transport, port) in [
+        ("self-udp", "udp", sip.port()),
+        ("self-tcp", "tcp", sip.port()),
+        ("self-tls", "tls", tls_port),
+    ] {
+        let id = create_credential(&server, &tenant, user, PASSWORD);
+        // The realm as the registrar host (it has `_` in it), the listener as outbound proxy.
+        let registration = crate::common::create_registration(
+            &server,
+            &tenant,
+            json!({
+                "username": user,
+                "password": PASSWORD,
+                "proxy": realm(&tenant),
+                "outboundProxy": format!("sip:127.0.0.1:{port};transport={transport}"),
+            }),
+        );
+        let status = crate::common::wait_for_state(&server, &tenant, &registration, "registered");
+        assert_eq!(status["lastCode"], 200, "{status}");
+        assert_eq!(status["transport"], transport, "{status}");
+        let listed = objects(&server, &tenant, &id);
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0]["transport"], transport, "{listed:?}");
+        assert!(listed[0]["contact"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("sip:{user}@")));
+    }
 }

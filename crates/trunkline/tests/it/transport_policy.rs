@@ -14,7 +14,7 @@ use crate::common::{
     create_registration, json as read, wait_for_state, Server, ServerOptions, Tenant,
 };
 use crate::dns::Dns;
-use crate::kamailio::{Kamailio, KamailioOptions, Transport};
+use crate::kamailio::{openssl, Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -178,19 +178,6 @@ fn sips_is_never_sent_over_udp_whatever_the_outbound_proxy_says() {
 
 /// Where this file's DNS server listens.
 const DNS: &str = "127.0.0.78";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Replaces Kamailio's server certificate (issued by its throwaway CA for 127.0.0.1 and
 /// localhost) with one for `names` only, from the same CA.
