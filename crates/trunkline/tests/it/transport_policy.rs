@@ -4,7 +4,6 @@
 //! included) chose and verifies the certificate against the registrar's name, reusing a
 //! connection only for the same name and address; `sips:` never goes out over UDP.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
