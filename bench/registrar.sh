@@ -1,0 +1,542 @@
+#!/usr/bin/env bash
+# Inbound registrar benchmark: trunkline's registrar (devices REGISTER with Vobiz credentials)
+# against Kamailio 5.6 as a registrar (registrar + auth + auth_db + usrloc on SQLite), driven by
+# the same SIPp scenario, in one run.
+#
+#   bench/registrar.sh                                    # from the repository root, as root (or with sudo)
+#   SIDES=kamailio bench/registrar.sh                     # one side only
+#   RATES="500 1000" STEP_SECS=10 bench/registrar.sh      # a quick check
+#   TRANSPORT=t1 bench/registrar.sh                       # over TCP (one connection) instead of UDP
+#   TRUNKLINE_BIN=target/release/trunkline bench/registrar.sh   # no cargo build
+#
+# Needs: cargo (trunkline side, unless TRUNKLINE_BIN is given), curl, awk, md5sum, ps, and
+# (installed here with apt-get if missing) the Debian 12 packages kamailio,
+# kamailio-sqlite-modules, sip-tester (SIPp 3.6.1) and sqlite3. About 2 minutes per side with
+# the defaults (fewer steps when a side stops passing).
+#
+# The load (bench/sipp/register_auth.xml): $USERS distinct users (bu000001.. with passwords
+# pw-000001.., from an injection file read SEQUENTIALly), one registration per SIPp call:
+# REGISTER -> 401 (digest challenge, MD5, qop=auth) -> REGISTER with the answer -> 200, each call
+# with its own Call-ID, Expires 3600, the Contact sip:USER@127.0.0.1:$SIPP_PORT (the same for
+# every call of a user, so a registration after the first replaces that user's binding).
+# RATE is in registrations (SIPp calls) per second; every registration is 2 REGISTER
+# transactions, so REGISTER/s = 2 x RATE.
+#
+# Sides (see the project's bench-anchors notes for why each setting is what it is):
+#   kamailio   bench/kamailio/registrar.cfg: auth_check/auth_challenge (realm = From domain,
+#              $KAM_DOMAIN here), auth_db with ha1/ha1b precomputed (calculate_ha1 0), usrloc
+#              db_mode 1 (write-through: the row is in SQLite before the 200), registrar
+#              min/default/max expires 60/3600/3600, one worker per transport (children=1,
+#              tcp_children=1), no per-request xlog. The database (Debian's schema from
+#              /usr/share/kamailio/db_sqlite/) is put in WAL mode with the sqlite3 CLI before
+#              Kamailio opens it; db_sqlite leaves SQLite's synchronous=FULL: one fsync of the
+#              WAL per commit. Listens on UDP and TCP, port $KAM_PORT.
+#   trunkline  `trunkline serve` with TRUNKLINE_OUTBOUND_ENABLED=false (no outbound engine),
+#              TRUNKLINE_SIP_CHALLENGE_ALGORITHMS=MD5 (SIPp answers only MD5 and reads only the
+#              first WWW-Authenticate), TRUNKLINE_SIP_DOMAIN=$T_DOMAIN, SIP on UDP and TCP port
+#              $T_SIP_PORT, a fresh data directory. Its store runs WAL with synchronous=FULL. The
+#              default tenant's account id and API key are read from the line the first start
+#              prints; $USERS credentials are created through the Vobiz API
+#              (POST /api/v1/account/{auth_id}/credentials, X-Auth-ID/X-Auth-Token), and SIPp uses
+#              the realm they get, {account_id}.$T_DOMAIN, as its domain.
+#
+# Method, per side: start the server; a warm-up pass registers every user once at
+# $WARMUP_RATE/s (every one must get its 200); the server's idle CPU over $IDLE_SECS s; then one
+# SIPp run per rate in $RATES, each `-r RATE -m RATE*STEP_SECS`, with the same local port
+# (same Contacts). Between steps the script waits until the server is idle again. A step passes
+# ("sustained") when every call ended, under $MAX_FAIL_PCT % of them failed, SIPp retransmitted
+# at most $MAX_RETRANS requests (0: none), and the run ended within STEP_SECS + $ON_TIME_SLACK s
+# (an overloaded server whose queue still grows passes a failure-only rule). A side stops after
+# $STOP_AFTER_FAILS failed steps in a row. The result of a side is its highest passing rate.
+# Per step: SIPp's counters (its -trace_stat file, every second, and the final screen;
+# -trace_err), the time from the first REGISTER to the 200 (mean, and the worst one-second mean:
+# queueing shows there first; SIPp measures whole milliseconds), the wall time, the server's CPU (utime+stime from /proc/PID/stat, summed over
+# the process and all its descendants: every Kamailio process) divided by the REGISTER
+# transactions of the successful calls (2 per call), SIPp's own CPU (so that the client is known
+# not to be the limit), UDP datagrams dropped for a full receive buffer (machine-wide and on
+# the server's socket), hypervisor steal and other processes' CPU (/proc/stat).
+# Outputs go to bench/out/registrar-<UTC timestamp>/: results.md (tables), results.tsv (one row
+# per step), machine.txt, and per side the server's log and per step SIPp's files.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+SIDES=${SIDES:-"kamailio trunkline"}
+USERS=${USERS:-1000}
+RATES=${RATES:-"250 500 625 750 875 1000 1250 1500 1750 2000 2500 3000 3500 4000 5000"}  # registrations/s
+STEP_SECS=${STEP_SECS:-20}          # length of each step
+TRANSPORT=${TRANSPORT:-u1}          # SIPp -t: u1 (UDP, one socket) or t1 (TCP, one connection)
+WARMUP_RATE=${WARMUP_RATE:-200}     # the pass that registers every user once before the steps
+IDLE_SECS=${IDLE_SECS:-5}           # the server's idle CPU, measured after the warm-up
+MAX_FAIL_PCT=${MAX_FAIL_PCT:-0.1}   # a passing step: failed calls under this share (%)
+MAX_RETRANS=${MAX_RETRANS:-0}       # ... at most this many retransmissions
+ON_TIME_SLACK=${ON_TIME_SLACK:-1}   # ... and SIPp done within STEP_SECS + this (s)
+STOP_AFTER_FAILS=${STOP_AFTER_FAILS:-2}  # stop a side after this many failed steps in a row
+RECV_TIMEOUT_MS=${RECV_TIMEOUT_MS:-10000}  # SIPp fails a call that waits longer for an answer
+KAM_PORT=${KAM_PORT:-15080}         # Kamailio, UDP and TCP
+T_SIP_PORT=${T_SIP_PORT:-15082}     # trunkline SIP, UDP and TCP
+T_HTTP_PORT=${T_HTTP_PORT:-18282}   # trunkline HTTP API
+SIPP_PORT=${SIPP_PORT:-15090}       # SIPp's local port (the Contacts)
+SIPP_MEDIA_PORT=${SIPP_MEDIA_PORT:-15092}  # SIPp binds a media port even without media
+KAM_DOMAIN=${KAM_DOMAIN:-bench.test}       # Kamailio: realm and Request-URI domain
+T_DOMAIN=${T_DOMAIN:-sip.bench.test}       # trunkline sip.domain: realm {account_id}.$T_DOMAIN
+TRUNKLINE_BIN=${TRUNKLINE_BIN:-}    # a built binary; empty: cargo build --release -p trunkline
+OUT=${OUT:-$HERE/out/registrar-$(date -u +%Y%m%dT%H%M%SZ)}
+SCENARIO=$HERE/sipp/register_auth.xml
+KAM_CFG=$HERE/kamailio/registrar.cfg
+CLK_TCK=$(getconf CLK_TCK)
+PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; }   # calc FORMAT EXPRESSION
+
+case "$TRANSPORT" in
+    u1) PROTO=udp ;;
+    t1) PROTO=tcp ;;
+    *) die "TRANSPORT must be u1 or t1 (Debian's SIPp has no TLS)" ;;
+esac
+
+# --- tools ----------------------------------------------------------------------------------------
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+missing=()
+command -v kamailio >/dev/null || missing+=(kamailio)
+[ -e /usr/share/kamailio/db_sqlite/usrloc-create.sql ] || missing+=(kamailio-sqlite-modules)
+command -v sipp >/dev/null || missing+=(sip-tester)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v curl >/dev/null || missing+=(curl)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+KAMAILIO=$(command -v kamailio)
+SIPP=$(command -v sipp)
+SCHEMA=/usr/share/kamailio/db_sqlite
+for port in "$KAM_PORT" "$T_SIP_PORT" "$T_HTTP_PORT" "$SIPP_PORT" "$SIPP_MEDIA_PORT"; do
+    ! ss -Hlnu "sport = :$port" | grep -q . || die "UDP port $port is in use (set KAM_PORT/T_SIP_PORT/SIPP_PORT/SIPP_MEDIA_PORT)"
+    ! ss -Hlnt "sport = :$port" | grep -q . || die "TCP port $port is in use (set KAM_PORT/T_SIP_PORT/T_HTTP_PORT/SIPP_PORT)"
+done
+
+mkdir -p "$OUT"
+TRUNKLINE=""
+if [[ " $SIDES " == *" trunkline "* ]]; then
+    if [ -n "$TRUNKLINE_BIN" ]; then
+        TRUNKLINE=$(cd "$(dirname "$TRUNKLINE_BIN")" && pwd)/$(basename "$TRUNKLINE_BIN")
+    else
+        log "building (release)"
+        (cd "$ROOT" && cargo build --release -p trunkline)
+        TRUNKLINE=$ROOT/target/release/trunkline
+    fi
+    [ -x "$TRUNKLINE" ] || die "no trunkline binary at $TRUNKLINE"
+fi
+
+# The injection file: one line per user, read in order.
+USERS_CSV=$OUT/users.csv
+{
+    echo SEQUENTIAL
+    awk -v n="$USERS" 'BEGIN { for (i = 1; i <= n; i++) printf "bu%06d;pw-%06d\n", i, i }'
+} >"$USERS_CSV"
+
+# --- processes ------------------------------------------------------------------------------------
+SERVER_PID=""
+
+# family PID: the process and all its descendants.
+family() {
+    local pids=("$1") i=0 p
+    while [ $i -lt ${#pids[@]} ]; do
+        for p in $(ps -o pid= --ppid "${pids[$i]}" 2>/dev/null || true); do pids+=("$p"); done
+        i=$((i + 1))
+    done
+    echo "${pids[@]}"
+}
+
+# stop_pid PID: SIGTERM, wait for the process and its descendants (15 s), then SIGKILL them.
+stop_pid() {
+    local pid=$1 fam i
+    [ -n "$pid" ] || return 0
+    fam=$(family "$pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 150); do
+        local alive=0 p
+        for p in $fam; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive -eq 0 ] && break
+        sleep 0.1
+    done
+    for p in $fam; do kill -KILL "$p" 2>/dev/null || true; done
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() { stop_pid "$SERVER_PID"; }
+trap cleanup EXIT
+
+# --- measurements ---------------------------------------------------------------------------------
+# cpu_ticks PID: utime+stime of the process and all its descendants, in clock ticks.
+cpu_ticks() {
+    local p
+    for p in $(family "$1"); do cat "/proc/$p/stat" 2>/dev/null || true; done |
+        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+# /proc/stat "cpu" line: total ticks, busy ticks (user nice system irq softirq), steal ticks.
+sys_cpu() {
+    awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $2+$3+$4+$7+$8, $9 }' /proc/stat
+}
+# udp_rcvbuf_errors: datagrams dropped machine-wide because a receive buffer was full.
+udp_rcvbuf_errors() {
+    awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+# sock_drops PORT: drops counted on the UDP sockets bound to 127.0.0.1:PORT (since they opened).
+sock_drops() {
+    awk -v port="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == port) d += $NF } END { print d + 0 }' /proc/net/udp
+}
+# wait_idle PID: returns once the process family used under 0.05 cores over 0.5 s (30 s at most):
+# a server still working off an earlier step's queue would bill that step's CPU to the next.
+wait_idle() {
+    local a b i
+    for i in $(seq 60); do
+        a=$(cpu_ticks "$1"); sleep 0.5; b=$(cpu_ticks "$1")
+        if awk -v d="$((b - a))" -v hz="$CLK_TCK" 'BEGIN { exit !(d / hz / 0.5 < 0.05) }'; then return 0; fi
+    done
+    log "server still busy after 30 s; going on"
+}
+
+# sip_ping PORT: an OPTIONS over UDP answered with 200 within 1 s (cat: one write, one datagram).
+sip_ping() {
+    local port=$1 reply="" n=$RANDOM
+    printf 'OPTIONS sip:127.0.0.1:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-ping-%s\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.1>;tag=p%s\r\nTo: <sip:127.0.0.1:%s>\r\nCall-ID: ping-%s@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' \
+        "$port" "$n" "$n" "$port" "$n" >"$OUT/ping.sip"
+    exec 3<>"/dev/udp/127.0.0.1/$port" || return 1
+    cat "$OUT/ping.sip" >&3 2>/dev/null || true
+    # dd, not read: bash reads one byte at a time, which takes the whole datagram
+    reply=$(timeout 1 dd bs=65536 count=1 <&3 2>/dev/null | head -n1) || true
+    exec 3<&-
+    [[ $reply == "SIP/2.0 200"* ]]
+}
+
+# wait_sip PORT LOG: until the server answers an OPTIONS (30 s), or dies with its log.
+wait_sip() {
+    local i
+    for i in $(seq 60); do
+        kill -0 "$SERVER_PID" 2>/dev/null || { tail -30 "$2" >&2; die "the server exited"; }
+        sip_ping "$1" && return 0
+        sleep 0.5
+    done
+    tail -30 "$2" >&2
+    die "no answer to OPTIONS on 127.0.0.1:$1"
+}
+
+# --- Kamailio -------------------------------------------------------------------------------------
+# kamailio_start DIR: a fresh database (WAL) with $USERS subscribers, then Kamailio; returns once
+# it answers. Sets SERVER_PID, DOMAIN, TARGET_PORT.
+kamailio_start() {
+    local dir=$1 db=$1/kamailio.db
+    mkdir -p "$dir"
+    rm -f "$db" "$db-wal" "$db-shm"
+    # ha1 = MD5(user:realm:password), ha1b = MD5(user@realm:realm:password); no plaintext stored.
+    {
+        echo "PRAGMA journal_mode=WAL;"
+        cat "$SCHEMA/standard-create.sql" "$SCHEMA/auth_db-create.sql" "$SCHEMA/usrloc-create.sql"
+        echo "BEGIN;"
+        local i user password ha1 ha1b
+        for i in $(seq "$USERS"); do
+            printf -v user 'bu%06d' "$i"
+            printf -v password 'pw-%06d' "$i"
+            ha1=$(printf '%s' "$user:$KAM_DOMAIN:$password" | md5sum | cut -c1-32)
+            ha1b=$(printf '%s' "$user@$KAM_DOMAIN:$KAM_DOMAIN:$password" | md5sum | cut -c1-32)
+            echo "INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('$user', '$KAM_DOMAIN', '', '$ha1', '$ha1b');"
+        done
+        echo "COMMIT;"
+    } | sqlite3 -bail "$db" | grep -qx wal || die "Kamailio database: not in WAL mode"
+    [ "$(sqlite3 "$db" 'SELECT COUNT(*) FROM subscriber')" = "$USERS" ] || die "Kamailio: subscriber count"
+    local define="DBURL=\"sqlite:///$db\""
+    [[ $define == 'DBURL="sqlite:////'* ]] || die "the database path must be absolute"
+    local args=(-f "$KAM_CFG" -A "$define" -l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT")
+    "$KAMAILIO" -c "${args[@]}" >"$dir/check.log" 2>&1 || { cat "$dir/check.log" >&2; die "Kamailio config"; }
+    "$KAMAILIO" -DD -E "${args[@]}" -w "$dir" -P "$dir/kamailio.pid" -m 256 -M 16 >/dev/null 2>"$dir/server.log" &
+    SERVER_PID=$!
+    DOMAIN=$KAM_DOMAIN
+    TARGET_PORT=$KAM_PORT
+    wait_sip "$KAM_PORT" "$dir/server.log"
+}
+
+kamailio_check() {  # DIR: every user has one binding
+    local n
+    n=$(sqlite3 -cmd '.timeout 2000' "$1/kamailio.db" 'SELECT COUNT(*) || " rows, " || COUNT(DISTINCT username) || " users" FROM location')
+    log "kamailio: location table: $n"
+    echo "$n"
+}
+
+# --- trunkline ------------------------------------------------------------------------------------
+# trunkline_start DIR: a fresh data directory, the server, $USERS Vobiz credentials made through
+# the API; returns once SIP answers. Sets SERVER_PID, DOMAIN, TARGET_PORT.
+trunkline_start() {
+    local dir=$1 data=$1/data i line account key realm
+    rm -rf "$data"; mkdir -p "$data"
+    TRUNKLINE_LOG=warn TRUNKLINE_SIP_LISTEN="127.0.0.1:$T_SIP_PORT" TRUNKLINE_SIP_DOMAIN="$T_DOMAIN" \
+        TRUNKLINE_SIP_CHALLENGE_ALGORITHMS=MD5 TRUNKLINE_OUTBOUND_ENABLED=false NO_COLOR=1 \
+        "$TRUNKLINE" --data-dir "$data" serve --listen "127.0.0.1:$T_HTTP_PORT" 2>"$dir/server.log" &
+    SERVER_PID=$!
+    for i in $(seq 300); do
+        grep -q '^listening on http://' "$dir/server.log" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/server.log" >&2; die "trunkline exited"; }
+        sleep 0.1
+    done
+    grep -q '^listening on http://' "$dir/server.log" || { cat "$dir/server.log" >&2; die "trunkline did not start"; }
+    line=$(grep -m1 '^default tenant: ' "$dir/server.log") || die "no default tenant line"
+    account=$(sed -n 's/.*account_id=\([^ ]*\).*/\1/p' <<<"$line")
+    key=$(sed -n 's/.*api_key=\([^ ]*\).*/\1/p' <<<"$line")
+    [ -n "$account" ] && [ -n "$key" ] || die "default tenant line without account_id/api_key"
+    realm="$account.$T_DOMAIN"
+    local base="http://127.0.0.1:$T_HTTP_PORT/api/v1/account/$account"
+    # The first credential alone, to read the realm it got and its id.
+    curl -s --no-progress-meter -o "$dir/credential-1.json" -w '%{http_code}' "$base/credentials" \
+        -H "X-Auth-ID: $account" -H "X-Auth-Token: $key" -H 'Content-Type: application/json' \
+        -d '{"username":"bu000001","password":"pw-000001"}' >"$dir/credential-1.code"
+    [ "$(cat "$dir/credential-1.code")" = 201 ] || { cat "$dir/credential-1.json" >&2; die "creating a credential: not 201"; }
+    grep -q "\"realm\":\"$realm\"" "$dir/credential-1.json" || { cat "$dir/credential-1.json" >&2; die "the credential's realm is not $realm"; }
+    # The others: one curl process, 16 requests in flight, one config block per credential.
+    if [ "$USERS" -gt 1 ]; then
+        awk -v n="$USERS" -v base="$base" -v account="$account" -v key="$key" 'BEGIN { for (i = 2; i <= n; i++) {
+            printf "url = \"%s/credentials\"\nheader = \"X-Auth-ID: %s\"\nheader = \"X-Auth-Token: %s\"\n", base, account, key
+            printf "header = \"Content-Type: application/json\"\noutput = \"/dev/null\"\nwrite-out = \"%%{http_code}\\n\"\n"
+            printf "data = \"{\\\"username\\\":\\\"bu%06d\\\",\\\"password\\\":\\\"pw-%06d\\\"}\"\n", i, i
+            if (i < n) print "next" } }' >"$dir/credentials.curl"
+        curl -s --no-progress-meter --parallel --parallel-max 16 -K "$dir/credentials.curl" 2>"$dir/credentials.err" |
+            sort | uniq -c >"$dir/credentials.codes"
+        rm -f "$dir/credentials.curl"
+        [ "$(awk '$2 == 201 { print $1 }' "$dir/credentials.codes")" = "$((USERS - 1))" ] ||
+            { cat "$dir/credentials.codes" "$dir/credentials.err" >&2; die "creating credentials: not every request was a 201"; }
+    fi
+    T_ACCOUNT=$account; T_KEY=$key
+    DOMAIN=$realm
+    TARGET_PORT=$T_SIP_PORT
+    wait_sip "$T_SIP_PORT" "$dir/server.log"
+}
+
+trunkline_check() {  # DIR: the bindings of the first user, as the API lists them
+    local id body
+    id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$1/credential-1.json")
+    body=$(curl -s --no-progress-meter "http://127.0.0.1:$T_HTTP_PORT/api/v1/account/$T_ACCOUNT/credentials/$id/registrations" \
+        -H "X-Auth-ID: $T_ACCOUNT" -H "X-Auth-Token: $T_KEY" || true)
+    printf '%s\n' "$body" >"$1/bindings-bu000001.json"
+    log "trunkline: bindings of bu000001: $(head -c 300 <<<"$body")"
+    echo "bu000001: $(grep -o '"contact"' <<<"$body" | wc -l) contact(s) listed"
+}
+
+# --- one SIPp run ---------------------------------------------------------------------------------
+COLUMNS_TSV=(side rate secs planned created successful failed failed_pct retransmissions timeouts unexpected
+    wall_s on_time achieved_rate resp_ms resp_max_ms server_cpu_s server_cores us_per_register sipp_cpu_s sipp_cores
+    udp_drops server_sock_drops steal_pct other_cores pass)
+
+# sipp_run DIR RATE CALLS: one SIPp run against the current server; leaves its files in DIR
+# and "wall_s sipp_cpu_s rc" in DIR/run.env.
+sipp_run() {
+    local dir=$1 rate=$2 calls=$3 t0 t1
+    mkdir -p "$dir"
+    t0=$(now)
+    (
+        cd "$dir"
+        rc=0
+        "$SIPP" "127.0.0.1:$TARGET_PORT" -sf "$SCENARIO" -inf "$USERS_CSV" \
+            -key domain "$DOMAIN" -auth_uri "$DOMAIN" \
+            -t "$TRANSPORT" -i 127.0.0.1 -p "$SIPP_PORT" -mp "$SIPP_MEDIA_PORT" -buff_size 1048576 \
+            -r "$rate" -rp 1000 -m "$calls" -l "$((rate * 20 + 100))" \
+            -nd -recv_timeout "$RECV_TIMEOUT_MS" -timeout "$((STEP_SECS * 3 + 30))s" -nostdin \
+            -trace_stat -stf stat.csv -fd 1 -trace_err -error_file errors.log \
+            -trace_screen -screen_file screen.log >/dev/null 2>sipp.stderr || rc=$?
+        echo "$rc" >rc
+        # The subshell's children: SIPp alone ("0m1.234s 0m0.567s" on the second line; `times`
+        # in a pipeline would run in a subshell of its own, without children).
+        times >times.txt
+        awk 'NR == 2 { split($0, f, /[ms ]+/); print f[1] * 60 + f[2] + f[3] * 60 + f[4] }' times.txt >sipp.cpu
+    )
+    t1=$(now)
+    echo "$(calc "%.3f" "$t1 - $t0") $(cat "$dir/sipp.cpu") $(cat "$dir/rc")" >"$dir/run.env"
+}
+
+# stat_of CSV NAME: a column of the last line of SIPp's -trace_stat file, by its header name.
+stat_of() {
+    awk -F';' -v k="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == k) c = i; next } { v = $c } END { print v }' "$1"
+}
+# to_ms "HH:MM:SS:micro" -> milliseconds
+to_ms() { awk -F: '{ printf "%.1f", ($1 * 3600 + $2 * 60 + $3) * 1000 + $4 / 1000 }' <<<"$1"; }
+# worst_ms CSV: the highest per-second mean of response time 1 (SIPp resolves milliseconds).
+worst_ms() {
+    awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "ResponseTime1(P)") c = i; next }
+        { split($c, t, ":"); v = (t[1] * 3600 + t[2] * 60 + t[3]) * 1000 + t[4] / 1000; if (v > m) m = v }
+        END { printf "%.1f", m }' "$1"
+}
+
+# run_step SIDE RATE DIR: one measured step; appends a row to results.tsv; returns 1 if it fails.
+run_step() {
+    local side=$1 rate=$2 dir=$3 calls=$(($2 * STEP_SECS))
+    local -A R=([side]=$side [rate]=$rate [secs]=$STEP_SECS [planned]=$calls)
+    local c0 c1 u0 u1 d0 d1 s0 s1 wall sipp_cpu rc
+    wait_idle "$SERVER_PID"
+    read -r -a s0 < <(sys_cpu)
+    c0=$(cpu_ticks "$SERVER_PID"); u0=$(udp_rcvbuf_errors); d0=$(sock_drops "$TARGET_PORT")
+    sipp_run "$dir" "$rate" "$calls"
+    c1=$(cpu_ticks "$SERVER_PID"); u1=$(udp_rcvbuf_errors); d1=$(sock_drops "$TARGET_PORT")
+    read -r -a s1 < <(sys_cpu)
+    kill -0 "$SERVER_PID" 2>/dev/null || die "$side: the server exited during the $rate/s step"
+    read -r wall sipp_cpu rc <"$dir/run.env"
+    local csv=$dir/stat.csv
+    [ -s "$csv" ] || { cat "$dir/sipp.stderr" >&2; die "$side: SIPp wrote no statistics (exit $rc)"; }
+    R[created]=$(stat_of "$csv" "TotalCallCreated")
+    R[successful]=$(stat_of "$csv" "SuccessfulCall(C)")
+    R[failed]=$(stat_of "$csv" "FailedCall(C)")
+    R[retransmissions]=$(stat_of "$csv" "Retransmissions(C)")
+    R[timeouts]=$(($(stat_of "$csv" "FailedMaxUDPRetrans(C)") + $(stat_of "$csv" "FailedTimeoutOnRecv(C)")))
+    R[unexpected]=$(stat_of "$csv" "FailedUnexpectedMessage(C)")
+    R[resp_ms]=$(to_ms "$(stat_of "$csv" "ResponseTime1(C)")")
+    R[resp_max_ms]=$(worst_ms "$csv")
+    R[failed_pct]=$(calc "%.3f" "100 * ($calls - ${R[successful]}) / $calls")
+    R[wall_s]=$(calc "%.2f" "$wall")
+    R[on_time]=$(awk -v w="$wall" -v s="$STEP_SECS" -v k="$ON_TIME_SLACK" 'BEGIN { print ((w <= s + k) ? "yes" : "no") }')
+    R[achieved_rate]=$(calc "%.0f" "(${R[successful]} + ${R[failed]}) / $wall")
+    R[server_cpu_s]=$(calc "%.2f" "($c1 - $c0) / $CLK_TCK")
+    R[server_cores]=$(calc "%.2f" "($c1 - $c0) / $CLK_TCK / $wall")
+    R[us_per_register]=$(calc "%.1f" "${R[successful]} > 0 ? ($c1 - $c0) / $CLK_TCK * 1e6 / (2 * ${R[successful]}) : 0")
+    R[sipp_cpu_s]=$(calc "%.2f" "$sipp_cpu")
+    R[sipp_cores]=$(calc "%.2f" "$sipp_cpu / $wall")
+    R[udp_drops]=$((u1 - u0))
+    R[server_sock_drops]=$((d1 - d0))
+    R[steal_pct]=$(calc "%.1f" "(${s1[0]} - ${s0[0]}) ? 100 * (${s1[2]} - ${s0[2]}) / (${s1[0]} - ${s0[0]}) : 0")
+    R[other_cores]=$(calc "%.2f" "((${s1[1]} - ${s0[1]}) / $CLK_TCK - ($c1 - $c0) / $CLK_TCK - $sipp_cpu) / $wall")
+    # Every planned call ended (none left open), failures (any call not successful) under the
+    # limit, no more retransmissions than allowed, on time.
+    if [ "$((R[successful] + R[failed]))" -eq "$calls" ] &&
+        awk -v f="${R[failed_pct]}" -v m="$MAX_FAIL_PCT" 'BEGIN { exit !(f < m) }' &&
+        [ "${R[retransmissions]}" -le "$MAX_RETRANS" ] && [ "${R[on_time]}" = yes ]; then
+        R[pass]=yes
+    else
+        R[pass]=no
+    fi
+    local k line=""
+    for k in "${COLUMNS_TSV[@]}"; do line+="${R[$k]}"$'\t'; done
+    printf '%s\n' "${line%$'\t'}" >>"$OUT/results.tsv"
+    log "$side $rate/s: ${R[successful]}/$calls ok, ${R[failed]} failed, ${R[retransmissions]} retransmissions," \
+        "${R[wall_s]} s, server ${R[server_cores]} cores (${R[us_per_register]} µs/REGISTER), SIPp ${R[sipp_cores]} cores," \
+        "mean ${R[resp_ms]} ms (worst second ${R[resp_max_ms]} ms), steal ${R[steal_pct]} %, other ${R[other_cores]} cores: pass ${R[pass]}"
+    [ "${R[pass]}" = yes ]
+}
+
+# run_side SIDE: start, warm up, idle baseline, the steps, stop.
+run_side() {
+    local side=$1 dir=$OUT/$1 rate fails=0
+    mkdir -p "$dir"
+    log "$side: starting"
+    "${side}_start" "$dir"
+    log "$side: domain $DOMAIN, SIP 127.0.0.1:$TARGET_PORT ($PROTO); warm-up: $USERS registrations at $WARMUP_RATE/s"
+    sipp_run "$dir/warmup" "$WARMUP_RATE" "$USERS"
+    local ok
+    ok=$(stat_of "$dir/warmup/stat.csv" "SuccessfulCall(C)")
+    [ "$ok" = "$USERS" ] || { tail -20 "$dir/warmup/errors.log" >&2 || true; die "$side: warm-up: $ok of $USERS registrations succeeded"; }
+    echo "$side after warm-up: $("${side}_check" "$dir")" >>"$OUT/machine.txt"
+    wait_idle "$SERVER_PID"
+    local c0 c1 t0 t1
+    c0=$(cpu_ticks "$SERVER_PID"); t0=$(now)
+    sleep "$IDLE_SECS"
+    c1=$(cpu_ticks "$SERVER_PID"); t1=$(now)
+    echo "$side idle: $(calc "%.3f" "($c1 - $c0) / $CLK_TCK / ($t1 - $t0)") cores over $IDLE_SECS s" | tee -a "$OUT/machine.txt" >&2
+    for rate in $RATES; do
+        if run_step "$side" "$rate" "$dir/step-$rate"; then
+            fails=0
+        else
+            fails=$((fails + 1))
+            if [ "$fails" -ge "$STOP_AFTER_FAILS" ]; then
+                log "$side: $fails failed steps in a row; no higher rates"
+                break
+            fi
+        fi
+    done
+    echo "$side at the end: $("${side}_check" "$dir")" >>"$OUT/machine.txt"
+    stop_pid "$SERVER_PID"; SERVER_PID=""
+    rm -f "$dir"/kamailio.db* "$dir"/data/trunkline.db*
+}
+
+# --- machine facts ------------------------------------------------------------------------------------
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo n/a)"
+    if [ -n "$TRUNKLINE" ]; then
+        echo "trunkline binary: sha256 $(sha256sum "$TRUNKLINE" | cut -c1-16)…"
+        if ! git -C "$ROOT" diff --quiet HEAD -- crates Cargo.lock 2>/dev/null; then
+            echo "uncommitted changes in crates/ or Cargo.lock: $(git -C "$ROOT" diff HEAD -- crates Cargo.lock | sha256sum | cut -c1-12)"
+            git -C "$ROOT" diff HEAD -- crates Cargo.lock >"$OUT/uncommitted.diff"
+        fi
+    fi
+    echo "nproc: $(nproc)"
+    echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    echo "memory: $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "kernel: $(uname -r)"
+    echo "kamailio: $("$KAMAILIO" -v 2>&1 | head -1)"
+    echo "sipp: $("$SIPP" -v 2>&1 | awk 'NF { print; exit }' | sed 's/^ *//')"
+    echo "sqlite3: $(sqlite3 --version | cut -d' ' -f1)"
+    echo "net.core.rmem_max: $(cat /proc/sys/net/core/rmem_max), rmem_default: $(cat /proc/sys/net/core/rmem_default)"
+    echo "filesystem of $OUT: $(df -T "$OUT" | awk 'NR == 2 { print $2 }')"
+    echo "uptime at start: $(uptime)"
+    echo "settings: SIDES='$SIDES' USERS=$USERS RATES='$RATES' STEP_SECS=$STEP_SECS TRANSPORT=$TRANSPORT WARMUP_RATE=$WARMUP_RATE MAX_FAIL_PCT=$MAX_FAIL_PCT MAX_RETRANS=$MAX_RETRANS ON_TIME_SLACK=$ON_TIME_SLACK STOP_AFTER_FAILS=$STOP_AFTER_FAILS RECV_TIMEOUT_MS=$RECV_TIMEOUT_MS"
+} | tee "$OUT/machine.txt" >&2
+(IFS=$'\t'; printf '%s\n' "${COLUMNS_TSV[*]}") >"$OUT/results.tsv"
+
+for side in $SIDES; do
+    case "$side" in
+        kamailio | trunkline) run_side "$side" ;;
+        *) die "unknown side $side (kamailio, trunkline)" ;;
+    esac
+done
+echo "uptime at end: $(uptime)" | tee -a "$OUT/machine.txt" >&2
+
+# --- report ---------------------------------------------------------------------------------------------
+# Per side: every step, then its sustained rate (the highest passing step). With both sides: the
+# ratios against the targets (rate >= 2x Kamailio's; CPU per REGISTER <= 1.0x its own, compared at
+# each side's sustained rate and at the highest rate both sustained).
+awk -F'\t' -v proto="$PROTO" '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    { n++; for (k in col) v[n, k] = $col[k]
+      s = $col["side"]; if (!(s in seen)) { seen[s] = 1; order[++ns] = s }
+      if ($col["pass"] == "yes") { if ($col["rate"] + 0 > best[s] + 0) { best[s] = $col["rate"]; bestrow[s] = n }
+                                   passed[s, $col["rate"]] = n } }
+    function g(r, k) { return v[r, k] }
+    function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
+    END {
+        for (j = 1; j <= ns; j++) { s = order[j]
+            printf "### %s (%s)\n\n", s, proto
+            print "| registrations/s | REGISTER/s | ok / planned | failed % | retransmissions | wall (s) | on time | 1st REGISTER→200, mean / worst second (ms) | server cores | server µs CPU / REGISTER | SIPp cores | UDP drops (all / server socket) | steal % / other cores | sustained |"
+            print "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|"
+            for (r = 1; r <= n; r++) if (g(r, "side") == s)
+                printf "| %d | %d | %d / %d | %s | %d | %s | %s | %s / %s | %s | %s | %s | %d / %d | %s / %s | %s |\n",
+                    g(r, "rate"), 2 * g(r, "rate"), g(r, "successful"), g(r, "planned"), g(r, "failed_pct"), g(r, "retransmissions"),
+                    g(r, "wall_s"), g(r, "on_time"), g(r, "resp_ms"), g(r, "resp_max_ms"), g(r, "server_cores"), g(r, "us_per_register"), g(r, "sipp_cores"),
+                    g(r, "udp_drops"), g(r, "server_sock_drops"), g(r, "steal_pct"), g(r, "other_cores"), g(r, "pass")
+            print ""
+            if (s in bestrow) { r = bestrow[s]
+                printf "**%s sustained: %d registrations/s = %d REGISTER/s**, server %s µs CPU per REGISTER (%s cores), SIPp %s cores.\n\n",
+                    s, g(r, "rate"), 2 * g(r, "rate"), g(r, "us_per_register"), g(r, "server_cores"), g(r, "sipp_cores")
+            } else printf "**%s sustained no step.**\n\n", s
+        }
+        if (("kamailio" in bestrow) && ("trunkline" in bestrow)) {
+            k = bestrow["kamailio"]; t = bestrow["trunkline"]
+            common = 0
+            for (r = 1; r <= n; r++) if (g(r, "side") == "kamailio" && g(r, "pass") == "yes" && (("trunkline", g(r, "rate")) in passed) && g(r, "rate") + 0 > common) common = g(r, "rate") + 0
+            print "### trunkline / Kamailio\n"
+            print "| measure | trunkline | Kamailio | ratio | target | met |"
+            print "|---|---:|---:|---:|---|---|"
+            a = 2 * g(t, "rate"); b = 2 * g(k, "rate")
+            printf "| sustained REGISTER/s | %d | %d | %s | >= 2.0x | %s |\n", a, b, ratio(a, b), (a >= 2 * b) ? "yes" : "no"
+            a = g(t, "us_per_register"); b = g(k, "us_per_register")
+            printf "| server µs CPU per REGISTER, each at its sustained rate | %s | %s | %s | <= 1.0x | %s |\n", a, b, ratio(a, b), (a <= b) ? "yes" : "no"
+            if (common) {
+                kc = passed["kamailio", common]; tc = passed["trunkline", common]
+                a = g(tc, "us_per_register"); b = g(kc, "us_per_register")
+                printf "| server µs CPU per REGISTER at %d REGISTER/s (both sustained) | %s | %s | %s | <= 1.0x | %s |\n", 2 * common, a, b, ratio(a, b), (a <= b) ? "yes" : "no"
+            }
+        }
+    }' "$OUT/results.tsv" >"$OUT/results.md"
+echo
+cat "$OUT/results.md"
+echo
+echo "outputs: $OUT"
