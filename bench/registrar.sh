@@ -88,6 +88,7 @@ QUIET_WAIT=${QUIET_WAIT:-120}       # ... for at most this long (s), then go on 
 REPEAT_BUSY=${REPEAT_BUSY:-1}       # run a failed step again (this often) if others used > QUIET_CORES during it
 RECV_TIMEOUT_MS=${RECV_TIMEOUT_MS:-10000}  # SIPp fails a call that waits longer for an answer
 KAM_PORT=${KAM_PORT:-15080}         # Kamailio, UDP and TCP
+KAM_MAXBUFFER=${KAM_MAXBUFFER:-}    # Kamailio -b: its UDP receive buffer cap; empty: its default (256 KiB, rb 512 KiB)
 T_SIP_PORT=${T_SIP_PORT:-15082}     # trunkline SIP, UDP and TCP
 T_HTTP_PORT=${T_HTTP_PORT:-18282}   # trunkline HTTP API
 SIPP_PORT=${SIPP_PORT:-15090}       # SIPp's local port (the Contacts)
@@ -268,7 +269,8 @@ kamailio_start() {
     [[ $define == 'DBURL="sqlite:////'* ]] || die "the database path must be absolute"
     local args=(-f "$KAM_CFG" -A "$define" -l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT")
     "$KAMAILIO" -c "${args[@]}" >"$dir/check.log" 2>&1 || { cat "$dir/check.log" >&2; die "Kamailio config"; }
-    "$KAMAILIO" -DD -E "${args[@]}" -w "$dir" -P "$dir/kamailio.pid" -m 256 -M 16 >/dev/null 2>"$dir/server.log" &
+    "$KAMAILIO" -DD -E "${args[@]}" -w "$dir" -P "$dir/kamailio.pid" -m 256 -M 16 ${KAM_MAXBUFFER:+-b "$KAM_MAXBUFFER"} \
+        >/dev/null 2>"$dir/server.log" &
     SERVER_PID=$!
     DOMAIN=$KAM_DOMAIN
     TARGET_PORT=$KAM_PORT
@@ -465,6 +467,9 @@ run_side() {
     ok=$(stat_of "$dir/warmup/stat.csv" "SuccessfulCall(C)")
     [ "$ok" = "$USERS" ] || { tail -20 "$dir/warmup/errors.log" >&2 || true; die "$side: warm-up: $ok of $USERS registrations succeeded"; }
     echo "$side round $ROUND after warm-up: $("${side}_check" "$dir")" >>"$OUT/machine.txt"
+    # Retransmissions here come from datagrams dropped on a full receive buffer while the server
+    # is busy (or waiting for an fsync): the buffer each side runs with is part of the result.
+    echo "$side round $ROUND UDP receive buffer: $(ss -Huanm "sport = :$TARGET_PORT" | grep -o 'rb[0-9]*' | head -1)" >>"$OUT/machine.txt"
     wait_idle "$SERVER_PID"
     local c0 c1 t0 t1
     c0=$(cpu_ticks "$SERVER_PID"); t0=$(now)
@@ -521,7 +526,7 @@ run_side() {
     echo "net.core.rmem_max: $(cat /proc/sys/net/core/rmem_max), rmem_default: $(cat /proc/sys/net/core/rmem_default)"
     echo "filesystem of $OUT: $(df -T "$OUT" | awk 'NR == 2 { print $2 }')"
     echo "uptime at start: $(uptime)"
-    echo "settings: SIDES='$SIDES' ROUNDS=$ROUNDS USERS=$USERS RATES='$RATES' STEP_SECS=$STEP_SECS TRANSPORT=$TRANSPORT WARMUP_RATE=$WARMUP_RATE MAX_FAIL_PCT=$MAX_FAIL_PCT MAX_RETRANS=$MAX_RETRANS ON_TIME_SLACK=$ON_TIME_SLACK STOP_AFTER_FAILS=$STOP_AFTER_FAILS RECV_TIMEOUT_MS=$RECV_TIMEOUT_MS QUIET_CORES=$QUIET_CORES QUIET_WAIT=$QUIET_WAIT REPEAT_BUSY=$REPEAT_BUSY"
+    echo "settings: SIDES='$SIDES' ROUNDS=$ROUNDS USERS=$USERS RATES='$RATES' STEP_SECS=$STEP_SECS TRANSPORT=$TRANSPORT WARMUP_RATE=$WARMUP_RATE MAX_FAIL_PCT=$MAX_FAIL_PCT MAX_RETRANS=$MAX_RETRANS ON_TIME_SLACK=$ON_TIME_SLACK KAM_MAXBUFFER=${KAM_MAXBUFFER:-default} STOP_AFTER_FAILS=$STOP_AFTER_FAILS RECV_TIMEOUT_MS=$RECV_TIMEOUT_MS QUIET_CORES=$QUIET_CORES QUIET_WAIT=$QUIET_WAIT REPEAT_BUSY=$REPEAT_BUSY"
 } | tee "$OUT/machine.txt" >&2
 (IFS=$'\t'; printf '%s\n' "${COLUMNS_TSV[*]}") >"$OUT/results.tsv"
 
