@@ -133,8 +133,10 @@ impl SipEndpoint {
         let mut attempts = if settings.listen.port() == 0 { 8 } else { 1 };
         let (udp, udp_addr, tcp_listener) = loop {
             attempts -= 1;
+            let socket = udp_socket(settings.listen)
+                .map_err(|err| bind_error("UDP", settings.listen)(err.into()))?;
             let udp =
-                UdpConnection::create_connection(settings.listen, None, Some(cancel.child_token()))
+                UdpConnection::from_socket(Arc::new(socket), None, Some(cancel.child_token()))
                     .await
                     .map_err(bind_error("UDP", settings.listen))?;
             let udp_addr = udp
@@ -460,6 +462,30 @@ pub const MESSAGE_DEADLINE: Duration = Duration::from_secs(32);
 /// default for its own streams; RFC 5626 keepalives come far more often).
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const READ_CHUNK: usize = 4096;
+
+/// Bytes of datagrams the kernel may queue for our UDP socket while the SIP thread is busy (a
+/// burst of REGISTERs, the park pause): asked for at bind, capped by the kernel at
+/// `net.core.rmem_max`. With Linux's default (208 KiB) bursts of a few thousand REGISTERs a
+/// second already lost datagrams, which the senders then retransmit.
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// The UDP socket, bound, with [`UDP_RECEIVE_BUFFER`] asked for (rsipstack's own bind leaves
+/// the default).
+fn udp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(err) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        tracing::debug!(error = %err, "cannot enlarge the SIP UDP receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
 
 fn tcp_listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv6() {
