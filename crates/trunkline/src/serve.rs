@@ -1,7 +1,7 @@
 //! `trunkline serve`: opens the store, creates the default tenant on first start, starts the SIP
-//! node (engine and registrar), serves the HTTP API until SIGTERM or SIGINT, then drains in-flight requests and
-//! unregisters (engine shutdown), side by side within `outbound.shutdown_deadline_secs`, and
-//! closes the database.
+//! node (engine and registrar), serves the HTTP API until SIGTERM or SIGINT, then drains
+//! in-flight requests and unregisters (engine shutdown), side by side within
+//! `outbound.shutdown_deadline_secs`, and closes the database.
 
 use std::sync::Arc;
 

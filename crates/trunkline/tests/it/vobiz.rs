@@ -9,8 +9,8 @@
 //!   `meta` for a new credential, whatever the query says; unknown, malformed and other
 //!   tenants' ids and deleted credentials → 404 (registered devices are tested with the
 //!   registrar);
-//! - auth: `{auth_id}` of another account → 403 (every route), `X-Auth-ID` of another account or a missing or
-//!   unknown token → 401; another tenant's credential id → the same 404 as a random id;
+//! - auth: `{auth_id}` of another account → 403 (every route), `X-Auth-ID` of another account
+//!   or a missing or unknown token → 401; another tenant's credential id → the same 404 as a random id;
 //! - every error body is exactly `{api_id (uuid), error (non-empty)}`.
 
 use std::collections::BTreeSet;
