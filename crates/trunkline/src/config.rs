@@ -371,6 +371,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn registrar_settings_check_algorithms_and_expiry_order() {
+        let mut config = Config::default();
+        let settings = config.registrar_settings().unwrap();
+        assert_eq!(
+            settings.challenge_algorithms,
+            [
+                trunkline_sip::digest::Algorithm::Sha256,
+                trunkline_sip::digest::Algorithm::Md5
+            ]
+        );
+        config.sip.challenge_algorithms = " md5 ".into();
+        let settings = config.registrar_settings().unwrap();
+        assert_eq!(
+            settings.challenge_algorithms,
+            [trunkline_sip::digest::Algorithm::Md5]
+        );
+        for bad in ["SHA-512-256", "MD5-sess", "", "MD5,"] {
+            config.sip.challenge_algorithms = bad.into();
+            let err = config.registrar_settings().err().expect(bad);
+            assert!(err.contains("sip.challenge_algorithms"), "{err}");
+        }
+        config.sip.challenge_algorithms = "MD5".into();
+        config.registrar.min_expires = 4000;
+        assert!(config
+            .registrar_settings()
+            .unwrap_err()
+            .contains("min_expires"));
+        config.registrar.min_expires = 60;
+        config.registrar.max_contacts = 0;
+        assert!(config
+            .registrar_settings()
+            .unwrap_err()
+            .contains("max_contacts"));
+    }
+
+    #[test]
     fn env_names_map_to_nested_keys() {
         assert_eq!(
             env_key("sip_tls_listen").unwrap().as_str(),

@@ -63,8 +63,8 @@ use request::{Malformed, RegisterRequest};
 use throttle::{Throttle, ThrottleSettings};
 use writer::BindingWriter;
 
-/// Settings (from `sip.*` and `registrar.*`).
-#[derive(Clone)]
+/// Settings (from `sip.*` and `registrar.*`); `Debug` shows no secret (`SecretString`).
+#[derive(Clone, Debug)]
 pub struct RegistrarSettings {
     /// `sip.domain`: realms are `{account_id}.{domain}`.
     pub domain: String,
