@@ -389,7 +389,7 @@ mod tests {
         );
         for bad in ["SHA-512-256", "MD5-sess", "", "MD5,"] {
             config.sip.challenge_algorithms = bad.into();
-            let err = config.registrar_settings().err().expect(bad);
+            let err = config.registrar_settings().expect_err(bad);
             assert!(err.contains("sip.challenge_algorithms"), "{err}");
         }
         config.sip.challenge_algorithms = "MD5".into();
