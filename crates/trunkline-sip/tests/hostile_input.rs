@@ -1,7 +1,8 @@
 //! Property tests for every parser of what a registrar sends (issue 13): responses as
 //! rsipstack parses them and `message::Reply::read` reads them (numbers, phrase, Contact
 //! expiry, challenges), and the digest challenge parser, on arbitrary and on structured but
-//! hostile input. Case counts are kept modest so the suite stays fast in debug builds.
+//! hostile input, and what a device sends to the inbound registrar (its REGISTER as the
+//! registrar reads it). Case counts are kept modest so the suite stays fast in debug builds.
 
 use proptest::prelude::*;
 use rsipstack::sip::Response;
@@ -476,5 +477,59 @@ fn an_oversized_challenge_leaves_nothing_to_answer() {
         let reply = Reply::read(&response, OUR_CONTACT);
         assert!(reply.challenges.is_empty(), "{challenge}");
         assert!(pick(&reply.challenges).is_none());
+    }
+}
+
+// --- what a device sends to the inbound registrar (issue 14) ----------------------------------
+
+/// A REGISTER from a device with the given extra header lines, if rsipstack parses it.
+fn device_register(headers: &str) -> Option<rsipstack::sip::Request> {
+    let wire = format!(
+        "REGISTER sip:MA_ABCDEFGHIJ.sip.localhost SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK7\r\n\
+         From: <sip:dev@MA_ABCDEFGHIJ.sip.localhost>;tag=9\r\n\
+         To: <sip:dev@MA_ABCDEFGHIJ.sip.localhost>\r\n\
+         Call-ID: d@192.0.2.9\r\nCSeq: 3 REGISTER\r\n{headers}Content-Length: 0\r\n\r\n"
+    );
+    rsipstack::sip::Request::try_from(wire.as_str()).ok()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Whatever a device puts in Contact, Expires, User-Agent and Authorization: reading it
+    /// never panics, and what is kept stays within the registrar's bounds.
+    #[test]
+    fn a_devices_register_is_read_within_bounds(
+        contact in header_value(),
+        expires in header_value(),
+        agent in "[^\r\n]{0,400}",
+        authorization in header_value(),
+        contacts in 0usize..30,
+    ) {
+        use trunkline_sip::registrar::request::{
+            Contacts, RegisterRequest, MAX_AUTHORIZATIONS, MAX_CONTACTS_PER_REQUEST,
+            MAX_CONTACT_LEN, MAX_USER_AGENT_CHARS,
+        };
+        let mut headers = String::new();
+        for _ in 0..contacts {
+            headers.push_str(&format!("Contact: {contact}\r\n"));
+        }
+        headers.push_str(&format!(
+            "Expires: {expires}\r\nUser-Agent: {agent}\r\nAuthorization: {authorization}\r\n"
+        ));
+        let Some(request) = device_register(&headers) else {
+            return Ok(());
+        };
+        if let Ok(read) = RegisterRequest::read(&request) {
+            prop_assert!(read.user_agent.as_ref().is_none_or(|a| a.chars().count() <= MAX_USER_AGENT_CHARS));
+            prop_assert!(read.authorizations.len() <= MAX_AUTHORIZATIONS);
+            if let Contacts::List(list) = &read.contacts {
+                prop_assert!(list.len() <= MAX_CONTACTS_PER_REQUEST);
+                prop_assert!(list.iter().all(|c| c.uri.len() <= MAX_CONTACT_LEN));
+            }
+        }
+        // The digest answer parser takes the same attacker text.
+        let _ = trunkline_sip::digest::server::DigestResponse::parse(&authorization);
     }
 }

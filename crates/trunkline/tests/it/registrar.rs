@@ -525,6 +525,50 @@ fn many_devices_at_once_are_all_stored() {
 }
 
 #[test]
+fn malformed_registers_get_400_naming_the_header() {
+    let server = Server::start();
+    let tenant = server.tenant();
+    create_credential(&server, &tenant, "nina", PASSWORD);
+    let mut phone = device(&server, &tenant, "nina");
+    let long = format!("Contact: <sip:{}@192.0.2.1>\r\n", "n".repeat(600));
+    let many: String = (0..21)
+        .map(|i| format!("Contact: <sip:n{i}@192.0.2.1>\r\n"))
+        .collect();
+    for (headers, warning) in [
+        ("Contact: <http://example.com>\r\n", "Bad Contact"),
+        (
+            "Contact: *, <sip:n@192.0.2.1>\r\nExpires: 0\r\n",
+            "Bad Contact",
+        ),
+        (long.as_str(), "Bad Contact"),
+        (many.as_str(), "Too Many Contacts"),
+        (
+            "Contact: <sip:n@192.0.2.1>\r\nExpires: soon\r\n",
+            "Bad Expires",
+        ),
+    ] {
+        let answer = phone.request("REGISTER", headers);
+        assert_eq!(answer.code, 400, "{headers}: {}", answer.text);
+        assert!(
+            answer
+                .header("Warning")
+                .is_some_and(|w| w.contains(warning)),
+            "{headers}: {}",
+            answer.text
+        );
+    }
+    // Nothing was stored, nothing was counted against the source, and it still registers.
+    assert_eq!(phone.register_with(PASSWORD, 300, None).code, 200);
+    assert_eq!(
+        metric(
+            &server,
+            "trunkline_registrar_registers_total{outcome=\"bad_request\"}"
+        ),
+        5.0
+    );
+}
+
+#[test]
 fn requests_are_dispatched_by_method() {
     let server = Server::start();
     let tenant = server.tenant();
