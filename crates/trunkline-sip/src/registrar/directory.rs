@@ -15,9 +15,6 @@ use uuid::Uuid;
 pub struct Credential {
     pub id: Uuid,
     pub tenant: AccountId,
-    pub username: String,
-    /// The realm its hashes were made for.
-    pub realm: String,
     pub enabled: bool,
     pub hashes: DigestHashes,
 }
@@ -46,7 +43,7 @@ impl Directory {
     /// Adds or replaces one credential.
     pub fn put(&mut self, credential: InboundCredential, hashes: DigestHashes) {
         self.remove(credential.id);
-        let key = (credential.tenant.clone(), credential.username.clone());
+        let key = (credential.tenant.clone(), credential.username);
         self.tenants.insert(credential.tenant.clone());
         self.by_id.insert(credential.id, key.clone());
         self.by_name.insert(
@@ -54,8 +51,6 @@ impl Directory {
             Arc::new(Credential {
                 id: credential.id,
                 tenant: credential.tenant,
-                username: credential.username,
-                realm: credential.realm,
                 enabled: credential.enabled,
                 hashes,
             }),

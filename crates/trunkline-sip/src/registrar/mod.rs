@@ -227,6 +227,21 @@ impl Registrar {
         })
     }
 
+    /// Runs a store call on the store's runtime, not the SIP thread (rows stream from SQLite's
+    /// thread, and the SIP thread pauses before each sleep); a task that failed to finish reads
+    /// as an error like the store's own.
+    async fn on_store<T, F, Fut>(&self, call: F) -> Result<T, String>
+    where
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, trunkline_core::StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.store_runtime.spawn(call(self.store.clone())).await {
+            Ok(result) => result.map_err(|err| err.to_string()),
+            Err(join) => Err(join.to_string()),
+        }
+    }
+
     /// Loads the directory and the bindings, then keeps them current until `stop`.
     pub async fn run(self: Rc<Self>, stop: CancellationToken) {
         let Some(mut events) = self.events.borrow_mut().take() else {
@@ -261,18 +276,16 @@ impl Registrar {
     async fn load_all(&self) {
         let mut pause = Duration::from_millis(250);
         loop {
-            let store = self.store.clone();
             let loaded = self
-                .store_runtime
-                .spawn(async move {
+                .on_store(|store| async move {
                     let tenants = store.tenants().await?;
                     let credentials = store.inbound_credential_directory().await?;
                     let bindings = store.live_inbound_bindings(Timestamp::now()).await?;
-                    Ok::<_, trunkline_core::StoreError>((tenants, credentials, bindings))
+                    Ok((tenants, credentials, bindings))
                 })
                 .await;
             match loaded {
-                Ok(Ok((tenants, credentials, bindings))) => {
+                Ok((tenants, credentials, bindings)) => {
                     let mut state = self.state.borrow_mut();
                     state.directory.load(
                         tenants
@@ -286,9 +299,6 @@ impl Registrar {
                     drop(state);
                     self.loaded.send_replace(true);
                     return;
-                }
-                Ok(Err(err)) => {
-                    tracing::error!(error = %err, "registrar cannot load credentials; retrying")
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "registrar cannot load credentials; retrying")
@@ -305,31 +315,30 @@ impl Registrar {
         if event.kind != EntityKind::InboundCredential {
             return;
         }
-        let store = self.store.clone();
-        let (tenant, id) = (event.tenant.clone(), event.id);
+        let (tenant, id) = (event.tenant, event.id);
         let read = self
-            .store_runtime
-            .spawn(async move { store.inbound_credential_with_hashes(&tenant, id).await })
+            .on_store(
+                |store| async move { store.inbound_credential_with_hashes(&tenant, id).await },
+            )
             .await;
         let mut state = self.state.borrow_mut();
         match read {
-            Ok(Ok(Some((credential, hashes)))) => {
+            Ok(Some((credential, hashes))) => {
                 let enabled = credential.enabled;
                 state.directory.put(credential, hashes);
                 if !enabled {
                     state.bindings.remove_credential(id);
                 }
             }
-            Ok(Ok(None)) => {
+            Ok(None) => {
                 state.directory.remove(id);
                 state.bindings.remove_credential(id);
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 tracing::warn!(error = %err, %id, "registrar cannot re-read a credential");
                 // Fail safe: a credential we cannot read does not authenticate.
                 state.directory.remove(id);
             }
-            Err(err) => tracing::warn!(error = %err, %id, "registrar cannot re-read a credential"),
         }
         self.metrics.bindings.set(state.bindings.len() as f64);
     }
@@ -537,18 +546,18 @@ impl Registrar {
 
     /// After a failed write: the memory follows the store again for this credential.
     async fn reload_credential(&self, credential: &Credential) {
-        let store = self.store.clone();
         let (tenant, id) = (credential.tenant.clone(), credential.id);
         let read = self
-            .store_runtime
-            .spawn(async move { store.inbound_bindings(&tenant, id, Timestamp::now()).await })
+            .on_store(
+                |store| async move { store.inbound_bindings(&tenant, id, Timestamp::now()).await },
+            )
             .await;
         let mut state = self.state.borrow_mut();
         match read {
-            Ok(Ok(bindings)) => state.bindings.reset_credential(credential.id, bindings),
+            Ok(bindings) => state.bindings.reset_credential(id, bindings),
             // Unknown: drop them from memory (the table's copy still lists them).
-            _ => {
-                state.bindings.remove_credential(credential.id);
+            Err(_) => {
+                state.bindings.remove_credential(id);
             }
         }
     }
@@ -585,23 +594,19 @@ impl Registrar {
         if let Some(found) = self.state.borrow().directory.find(tenant, username) {
             return Some(found);
         }
-        let store = self.store.clone();
         let (owner, name) = (tenant.clone(), username.to_owned());
         let read = self
-            .store_runtime
-            .spawn(async move { store.inbound_credential_by_username(&owner, &name).await })
+            .on_store(
+                |store| async move { store.inbound_credential_by_username(&owner, &name).await },
+            )
             .await;
         match read {
-            Ok(Ok(Some((credential, hashes)))) => {
+            Ok(Some((credential, hashes))) => {
                 let mut state = self.state.borrow_mut();
                 state.directory.put(credential, hashes);
                 state.directory.find(tenant, username)
             }
-            Ok(Ok(None)) => None,
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "registrar cannot read a credential");
-                None
-            }
+            Ok(None) => None,
             Err(err) => {
                 tracing::warn!(error = %err, "registrar cannot read a credential");
                 None
@@ -627,25 +632,23 @@ impl Registrar {
                 return false;
             }
         }
-        let store = self.store.clone();
         let id = tenant.clone();
         let found = self
-            .store_runtime
-            .spawn(async move { store.tenant(&id).await })
+            .on_store(|store| async move { store.tenant(&id).await })
             .await;
         let mut state = self.state.borrow_mut();
         match found {
-            Ok(Ok(Some(_))) => {
+            Ok(Some(_)) => {
                 state.directory.add_tenant(tenant.clone());
                 true
             }
-            Ok(Ok(None)) => {
+            Ok(None) => {
                 if state.unknown_tenants.len() < MAX_UNKNOWN_TENANTS {
                     state.unknown_tenants.insert(tenant.clone(), Instant::now());
                 }
                 false
             }
-            _ => false,
+            Err(_) => false,
         }
     }
 }
