@@ -1537,50 +1537,64 @@ fn child_pids(parent: i32) -> Vec<i32> {
 /// A throwaway CA (`ca.pem`, `ca.key`) and a server certificate it issued for 127.0.0.1 and
 /// localhost (`server.pem`, `server.key`) in `dir`, made with the `openssl` CLI.
 pub fn make_test_certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "7",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=trunkline test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    issue_server_certificate(dir, "localhost", "IP:127.0.0.1,DNS:localhost");
+}
+
+/// A server key and certificate (`server.key`, `server.pem`) for `common_name` and
+/// `subject_alt_names` (`IP:…,DNS:…`), issued by the CA in `dir` (`ca.pem`, `ca.key`);
+/// replaces the ones there.
+pub fn issue_server_certificate(dir: &Path, common_name: &str, subject_alt_names: &str) {
     std::fs::write(
         dir.join("server.ext"),
-        "basicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        format!(
+            "basicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth\n\
+             subjectAltName={subject_alt_names}\n"
+        ),
     )
     .unwrap();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
     openssl(
         dir,
         &[
-            &["req", "-x509", "-nodes", "-days", "7"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=trunkline test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        dir,
-        &[
-            &["req", "-new", "-nodes"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &format!("/CN={common_name}"),
+        ],
     );
     openssl(
         dir,
@@ -1604,7 +1618,7 @@ pub fn make_test_certificates(dir: &Path) {
     );
 }
 
-pub fn openssl(dir: &Path, args: &[&str]) {
+fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new("openssl")
         .args(args)
         .current_dir(dir)

@@ -6,12 +6,10 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
-use serde_json::{json, Value};
-
-use crate::common::{json, Server, ServerOptions, Tenant};
+use crate::common::{Server, Tenant};
 use crate::devices::{Baresip, BaresipAccount, Sipp, Sipsak};
 use crate::kamailio::Transport;
+use crate::registrar::{objects, realm, server_with};
 
 const PASSWORD: &str = "device-pass-1";
 
@@ -22,44 +20,11 @@ fn md5_first_server() -> Server {
 }
 
 fn server_challenging_with(algorithms: &str) -> Server {
-    Server::start_with(ServerOptions {
-        env: vec![(
-            "TRUNKLINE_SIP_CHALLENGE_ALGORITHMS".into(),
-            algorithms.into(),
-        )],
-        ..ServerOptions::default()
-    })
-}
-
-fn realm(tenant: &Tenant) -> String {
-    format!("{}.sip.localhost", tenant.account_id)
+    server_with(&[("TRUNKLINE_SIP_CHALLENGE_ALGORITHMS", algorithms)])
 }
 
 fn create_credential(server: &Server, tenant: &Tenant, username: &str) -> String {
-    let (status, body) = json(
-        server
-            .vobiz(Method::POST, "/credentials", tenant)
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
-fn objects(server: &Server, tenant: &Tenant, credential: &str) -> Vec<Value> {
-    let (status, body) = json(
-        server
-            .vobiz(
-                Method::GET,
-                &format!("/credentials/{credential}/registrations"),
-                tenant,
-            )
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["objects"].as_array().unwrap().clone()
+    crate::registrar::create_credential(server, tenant, username, PASSWORD)
 }
 
 #[test]

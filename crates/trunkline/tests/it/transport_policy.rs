@@ -13,7 +13,7 @@ use crate::common::{
     create_registration, json as read, wait_for_state, Server, ServerOptions, Tenant,
 };
 use crate::dns::Dns;
-use crate::kamailio::{openssl, Kamailio, KamailioOptions, Transport};
+use crate::kamailio::{issue_server_certificate, Kamailio, KamailioOptions, Transport};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -181,57 +181,8 @@ const DNS: &str = "127.0.0.78";
 /// Replaces Kamailio's server certificate (issued by its throwaway CA for 127.0.0.1 and
 /// localhost) with one for `names` only, from the same CA.
 fn certificate_for(kamailio: &Kamailio, names: &[&str]) {
-    let dir = kamailio.dir();
     let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-    std::fs::write(
-        dir.join("named.ext"),
-        format!(
-            "basicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth\n\
-             subjectAltName={}\n",
-            san.join(",")
-        ),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "named.csr",
-            "-subj",
-            &format!("/CN={}", names[0]),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "named.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "7",
-            "-extfile",
-            "named.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
+    issue_server_certificate(kamailio.dir(), names[0], &san.join(","));
 }
 
 #[test]
