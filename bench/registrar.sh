@@ -71,6 +71,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 SIDES=${SIDES:-"kamailio trunkline"}
 ROUNDS=${ROUNDS:-3}                 # both sides this many times, alternating their order
 USERS=${USERS:-1000}
@@ -102,11 +104,6 @@ KAM_CFG=$HERE/kamailio/registrar.cfg
 CLK_TCK=$(getconf CLK_TCK)
 PATH="$HOME/.cargo/bin:$PATH"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"$1\", ($2) }"; }   # calc FORMAT EXPRESSION
-
 case "$TRANSPORT" in
     u1) PROTO=udp ;;
     t1) PROTO=tcp ;;
@@ -114,12 +111,6 @@ case "$TRANSPORT" in
 esac
 
 # --- tools ----------------------------------------------------------------------------------------
-apt_install() {
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
-}
 missing=()
 command -v kamailio >/dev/null || missing+=(kamailio)
 [ -e /usr/share/kamailio/db_sqlite/usrloc-create.sql ] || missing+=(kamailio-sqlite-modules)
@@ -158,54 +149,10 @@ USERS_CSV=$OUT/users.csv
 # --- processes ------------------------------------------------------------------------------------
 SERVER_PID=""
 
-# family PID: the process and all its descendants.
-family() {
-    local pids=("$1") i=0 p
-    while [ $i -lt ${#pids[@]} ]; do
-        for p in $(ps -o pid= --ppid "${pids[$i]}" 2>/dev/null || true); do pids+=("$p"); done
-        i=$((i + 1))
-    done
-    echo "${pids[@]}"
-}
-
-# stop_pid PID: SIGTERM, wait for the process and its descendants (15 s), then SIGKILL them.
-stop_pid() {
-    local pid=$1 fam i
-    [ -n "$pid" ] || return 0
-    fam=$(family "$pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 150); do
-        local alive=0 p
-        for p in $fam; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ $alive -eq 0 ] && break
-        sleep 0.1
-    done
-    for p in $fam; do kill -KILL "$p" 2>/dev/null || true; done
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() { stop_pid "$SERVER_PID"; }
 trap cleanup EXIT
 
 # --- measurements ---------------------------------------------------------------------------------
-# cpu_ticks PID: utime+stime of the process and all its descendants, in clock ticks.
-cpu_ticks() {
-    local p
-    for p in $(family "$1"); do cat "/proc/$p/stat" 2>/dev/null || true; done |
-        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
-}
-# /proc/stat "cpu" line: total ticks, busy ticks (user nice system irq softirq), steal ticks.
-sys_cpu() {
-    awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $2+$3+$4+$7+$8, $9 }' /proc/stat
-}
-# udp_rcvbuf_errors: datagrams dropped machine-wide because a receive buffer was full.
-udp_rcvbuf_errors() {
-    awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
-}
-# sock_drops PORT: drops counted on the UDP sockets bound to 127.0.0.1:PORT (since they opened).
-sock_drops() {
-    awk -v port="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == port) d += $NF } END { print d + 0 }' /proc/net/udp
-}
 # wait_idle PID: returns once the process family used under 0.05 cores over 0.5 s (30 s at most):
 # a server still working off an earlier step's queue would bill that step's CPU to the next.
 wait_idle() {
@@ -215,19 +162,6 @@ wait_idle() {
         if awk -v d="$((b - a))" -v hz="$CLK_TCK" 'BEGIN { exit !(d / hz / 0.5 < 0.05) }'; then return 0; fi
     done
     log "server still busy after 30 s; going on"
-}
-
-# sip_ping PORT: an OPTIONS over UDP answered with 200 within 1 s (cat: one write, one datagram).
-sip_ping() {
-    local port=$1 reply="" n=$RANDOM
-    printf 'OPTIONS sip:127.0.0.1:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-ping-%s\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.1>;tag=p%s\r\nTo: <sip:127.0.0.1:%s>\r\nCall-ID: ping-%s@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' \
-        "$port" "$n" "$n" "$port" "$n" >"$OUT/ping.sip"
-    exec 3<>"/dev/udp/127.0.0.1/$port" || return 1
-    cat "$OUT/ping.sip" >&3 2>/dev/null || true
-    # dd, not read: bash reads one byte at a time, which takes the whole datagram
-    reply=$(timeout 1 dd bs=65536 count=1 <&3 2>/dev/null | head -n1) || true
-    exec 3<&-
-    [[ $reply == "SIP/2.0 200"* ]]
 }
 
 # wait_sip PORT LOG: until the server answers an OPTIONS (30 s), or dies with its log.
