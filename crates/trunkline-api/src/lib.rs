@@ -20,6 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 use std::sync::Arc;
 use trunkline_core::Services;
+use trunkline_pacing::Pacer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     pub metrics: Option<PrometheusHandle>,
     pub admin_token: Option<Arc<SecretString>>,
+    /// Call pacing's decisions (in memory or in Redis).
+    pub pacer: Arc<Pacer>,
 }
 
 impl FromRef<AppState> for Services {

@@ -36,6 +36,15 @@ pub enum WriteOutcome {
     Stale,
 }
 
+/// What pacing needs of a trunk, read in one query at each admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkPacing {
+    pub cps_limit: Option<i32>,
+    pub cps_key: Option<String>,
+    /// `MIN(cps_limit)` over the tenant's trunks with this `cps_key`; `None` without a key.
+    pub smallest_limit_sharing_key: Option<i32>,
+}
+
 /// A stored API key, as found by its prefix.
 #[derive(Debug, Clone)]
 pub struct StoredApiKey {
@@ -146,6 +155,13 @@ pub trait Store: Send + Sync + 'static {
         reveal: bool,
     ) -> Result<Vec<Trunk>, StoreError>;
     async fn count_trunks(&self, tenant: &AccountId) -> Result<u64, StoreError>;
+    /// A trunk's pacing fields, with the smallest `cps_limit` among this tenant's trunks that
+    /// share its `cps_key` (itself included); `None` when the trunk is not this tenant's.
+    async fn trunk_pacing(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<TrunkPacing>, StoreError>;
 
     // --- phone numbers (Dasha sip-phone-numbers) ---
     /// `Duplicate` if the number exists for the tenant, `ReferenceMissing` if the trunk does not.

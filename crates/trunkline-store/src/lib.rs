@@ -9,6 +9,7 @@
 
 mod file_mode;
 mod inbound;
+mod pacing;
 mod rekey;
 pub mod seal;
 mod sqlite;

@@ -18,12 +18,12 @@ use trunkline_core::model::{
 };
 use trunkline_core::page::{Direction, Seek, Window};
 use trunkline_core::secret::{ApiKeyHash, DigestHashes};
-use trunkline_core::store::{SecretChange, Store, StoredApiKey, WriteOutcome};
+use trunkline_core::store::{SecretChange, Store, StoredApiKey, TrunkPacing, WriteOutcome};
 use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
-use crate::inbound;
 use crate::seal::{Sealed, Sealer};
+use crate::{inbound, pacing};
 
 /// Deletes what the engine wrote about a registration (status, history) inside `tx`.
 async fn forget_engine_rows(
@@ -1299,6 +1299,14 @@ impl Store for SqlStore {
         id: Uuid,
     ) -> Result<Option<(InboundCredential, DigestHashes)>, StoreError> {
         inbound::credential_with_hashes(self, tenant, id).await
+    }
+
+    async fn trunk_pacing(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<Option<TrunkPacing>, StoreError> {
+        pacing::trunk_pacing(self, tenant, id).await
     }
 
     async fn inbound_credential_by_username(

@@ -279,6 +279,20 @@ impl Config {
         })
     }
 
+    /// Settings of call pacing; `pacing.burst` must be 1–1,000,000 and `pacing.redis_url` a
+    /// `redis://` or `unix://` URL (checked when the pacer is built).
+    pub fn pacing_settings(&self) -> Result<trunkline_pacing::PacingSettings, String> {
+        let p = &self.pacing;
+        if !(1..=1_000_000).contains(&p.burst) {
+            return Err("pacing.burst must be between 1 and 1000000".to_owned());
+        }
+        Ok(trunkline_pacing::PacingSettings {
+            redis_url: p.redis_url.clone(),
+            fail_open: p.fail_open,
+            burst: p.burst,
+        })
+    }
+
     /// Settings of the inbound registrar; `sip.challenge_algorithms` must name MD5 and/or
     /// SHA-256, and the expiry bounds must be ordered.
     pub fn registrar_settings(&self) -> Result<trunkline_sip::RegistrarSettings, String> {

@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use trunkline_api::{ops, AppState};
 use trunkline_core::events::EventBus;
+use trunkline_pacing::Pacer;
 use trunkline_sip::{EnginePart, RegistrarPart, SipNode};
 use trunkline_store::redact_url;
 
@@ -39,6 +40,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ops::LATENCY_BUCKETS,
         )
         .context("metrics buckets")?
+        .set_buckets_for_metric(
+            Matcher::Full(trunkline_pacing::DECISION_METRIC.to_owned()),
+            trunkline_pacing::DECISION_BUCKETS,
+        )
+        .context("metrics buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     // Histograms accumulate until drained: drain them even when nobody scrapes /metrics.
@@ -63,11 +69,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             trunkline_api::admin::MIN_TOKEN_CHARS
         );
     }
+    let pacer = start_pacer(&config)?;
     let state = AppState {
         services,
         public_url: config.public_url.clone(),
         metrics: Some(metrics),
         admin_token: config.admin_token.clone().map(Arc::new),
+        pacer,
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -92,6 +100,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Call pacing, in memory or in Redis (`pacing.redis_url`; connected on first use, so the
+/// service starts while Redis is down and answers 503 or admits, per `pacing.fail_open`).
+fn start_pacer(config: &Config) -> anyhow::Result<Arc<Pacer>> {
+    let settings = config.pacing_settings().map_err(anyhow::Error::msg)?;
+    // The URL may carry a password: the error names the setting, never the URL.
+    let pacer =
+        Arc::new(Pacer::new(&settings).map_err(|err| anyhow::anyhow!("pacing.redis_url: {err}"))?);
+    tracing::info!(
+        mode = pacer.mode(),
+        burst = settings.burst,
+        fail_open = settings.fail_open,
+        "call pacing"
+    );
+    let housekeeping = pacer.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            housekeeping.forget_idle();
+        }
+    });
+    Ok(pacer)
 }
 
 /// The SIP node with the parts configured (`outbound.enabled`, `registrar.enabled`); none

@@ -5,6 +5,7 @@
 //! store transaction, then publishes a [`ChangeEvent`](crate::events::ChangeEvent).
 
 mod credentials;
+mod pacing;
 mod phone_numbers;
 mod registrations;
 mod status;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use credentials::{CredentialDraft, CredentialPatch};
+pub use pacing::PaceRule;
 pub use phone_numbers::PhoneNumberDraft;
 pub use registrations::RegistrationDraft;
 pub use status::{RegistrationKind, RegistrationView, HISTORY_LENGTH};

@@ -197,6 +197,14 @@ impl Server {
         Self::spawn(self.data_dir.clone(), self.options_log.clone(), env)
     }
 
+    /// A second process on the same data directory (so the same SQLite file and master key)
+    /// while this one runs, with more environment (later values win).
+    pub fn start_beside(&self, extra: Vec<(String, String)>) -> Server {
+        let mut env = self.options_env.clone();
+        env.extend(extra);
+        Self::spawn(self.data_dir.clone(), self.options_log.clone(), env)
+    }
+
     /// Runs a CLI command against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli_in(self.data_dir(), args)

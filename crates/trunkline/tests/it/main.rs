@@ -17,6 +17,7 @@ mod kamailio;
 mod kamailio_peer;
 mod ops;
 mod outbound;
+mod pacing;
 mod registrar;
 mod registrar_devices;
 mod secrets;

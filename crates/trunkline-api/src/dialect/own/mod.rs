@@ -1,5 +1,8 @@
 //! trunkline's own endpoints under `/v1/`: any dialect's key authenticates, errors are RFC 9457
-//! problem details. Today: the live status of one outbound registration.
+//! problem details. Here: the live status and history of one outbound registration; call
+//! pacing's admission in [`pacing`].
+
+mod pacing;
 
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -102,6 +105,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(Components::openapi())
         .routes(routes!(registration_status))
         .routes(routes!(registration_history))
+        .routes(routes!(pacing::pacing_admit))
 }
 
 /// The last REGISTER transactions of a registration, newest first.
