@@ -15,11 +15,15 @@ use dashmap::DashMap;
 
 use crate::gcra::{self, Quota, Verdict};
 
+/// Shards of the key map (each a reader-writer lock): many, so that keys decided on different
+/// cores rarely share a lock word.
+const SHARDS: usize = 128;
+
 pub struct MemoryLimiter {
     clock: quanta::Clock,
     /// The clock's reading at creation: TATs are nanoseconds since then, so 0 means "never".
     epoch: quanta::Instant,
-    buckets: DashMap<Box<str>, AtomicU64>,
+    buckets: DashMap<Box<str>, AtomicU64, foldhash::quality::RandomState>,
 }
 
 impl MemoryLimiter {
@@ -29,7 +33,7 @@ impl MemoryLimiter {
         Self {
             clock,
             epoch,
-            buckets: DashMap::new(),
+            buckets: DashMap::with_hasher_and_shard_amount(Default::default(), SHARDS),
         }
     }
 

@@ -105,6 +105,25 @@ fn hammer(
     })
 }
 
+/// `callers` threads, released together, each making one admit call with `query`, against the
+/// (server, trunk) pairs in turn.
+fn all_at_once(targets: &[(&Server, &Tenant, &str)], callers: usize, query: &str) -> Vec<Call> {
+    let barrier = Arc::new(Barrier::new(callers));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..callers)
+            .map(|caller| {
+                let barrier = barrier.clone();
+                let (server, tenant, trunk) = targets[caller % targets.len()];
+                scope.spawn(move || {
+                    barrier.wait();
+                    timed_admit(server, tenant, trunk, query)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// Asserts the admitted calls obey `per_second` with burst 1, and returns how many there were.
 fn assert_paced(calls: &[Call], per_second: u32) -> usize {
     let interval = Duration::from_secs(1) / per_second;
@@ -188,20 +207,7 @@ fn wait_ms_holds_each_caller_for_its_own_slot() {
     );
 
     // 25 callers at once, each willing to wait 5 s: all are admitted, 100 ms apart.
-    let barrier = Arc::new(Barrier::new(25));
-    let calls: Vec<Call> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..25)
-            .map(|_| {
-                let barrier = barrier.clone();
-                let (server, tenant, trunk) = (&server, &tenant, &trunk);
-                scope.spawn(move || {
-                    barrier.wait();
-                    timed_admit(server, tenant, trunk, "?waitMs=5000")
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let calls = all_at_once(&[(&server, &tenant, &trunk)], 25, "?waitMs=5000");
     assert!(calls.iter().all(|c| c.admitted));
     assert_paced(&calls, 10);
     let first_sent = calls.iter().map(|c| c.sent).min().unwrap();
@@ -453,6 +459,15 @@ fn two_processes_on_one_redis_share_the_budget_and_survive_its_outage() {
     let key = keys.lines().next().expect("a pacing key in Redis");
     let ttl: i64 = redis.cli(&["PTTL", key]).trim().parse().unwrap();
     assert!((1..=1000).contains(&ttl), "PTTL {ttl}");
+
+    // Callers that may wait are served in turn, across both processes.
+    let waited = all_at_once(
+        &[(&a, &tenant, &trunk), (&b, &tenant, &trunk)],
+        10,
+        "?waitMs=5000",
+    );
+    assert!(waited.iter().all(|c| c.admitted));
+    assert_paced(&waited, 5);
 
     // Redis dies: fail-closed by default, a clear 503, no panic; fail-open admits.
     redis.kill();
