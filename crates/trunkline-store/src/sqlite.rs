@@ -90,14 +90,19 @@ impl SqlStore {
         if !url.contains(":memory:") && !url.contains("mode=memory") {
             crate::file_mode::prepare_database_file(options.get_filename());
         }
+        // No ping before each use (sqlx's default): an embedded connection has no server to
+        // lose, and the ping is one more hand-off to the connection's thread per query (it
+        // doubled the thread wake-ups of a pacing admission, measured with perf).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(OpenError::Connect)?;
         MIGRATOR.run(&writer).await.map_err(OpenError::Migrate)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(OpenError::Connect)?;
