@@ -25,7 +25,8 @@ def post(url, path, body, headers):
 
 def main():
     url, key, admin_token = sys.argv[1:]
-    trunk = post(url, "/api/v1/sip-credentials", {"server": "pbx.example.com"},
+    # Paced at 2 per second, so call pacing answers both 200 and 429.
+    trunk = post(url, "/api/v1/sip-credentials", {"server": "pbx.example.com", "cpsLimit": 2},
                  {"Authorization": f"Bearer {key}"})
     registration = post(url, "/api/sip/registrations",
                         {"username": "alice", "password": "secret", "proxy": "sip.example.com"},

@@ -385,6 +385,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pacing_settings_bound_the_burst() {
+        let mut config = Config::default();
+        let settings = config.pacing_settings().unwrap();
+        assert_eq!((settings.burst, settings.fail_open), (1, false));
+        assert!(settings.redis_url.is_none());
+        for bad in [0, 1_000_001] {
+            config.pacing.burst = bad;
+            let err = config.pacing_settings().unwrap_err();
+            assert!(err.contains("pacing.burst"), "{err}");
+        }
+        config.pacing.burst = 1_000_000;
+        assert_eq!(config.pacing_settings().unwrap().burst, 1_000_000);
+    }
+
+    #[test]
     fn registrar_settings_check_algorithms_and_expiry_order() {
         let mut config = Config::default();
         let settings = config.registrar_settings().unwrap();

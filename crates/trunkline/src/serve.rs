@@ -21,6 +21,8 @@ use crate::http_server;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
+    // First: a bad pacing setting stops the start before anything is opened or bound.
+    let pacer = start_pacer(&config)?;
     let store = open_store(&config).await?;
     let events = EventBus::default();
     let services = services(&config, store.clone(), events.clone());
@@ -69,7 +71,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             trunkline_api::admin::MIN_TOKEN_CHARS
         );
     }
-    let pacer = start_pacer(&config)?;
     let state = AppState {
         services,
         public_url: config.public_url.clone(),

@@ -515,3 +515,42 @@ fn two_processes_on_one_redis_share_the_budget_and_survive_its_outage() {
         .chain(b.logs().iter())
         .any(|l| l.contains("panicked")));
 }
+
+#[test]
+fn bad_pacing_settings_stop_the_start_and_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value, named) in [
+        (
+            "TRUNKLINE_PACING_REDIS_URL",
+            "redis://:hunter2-secret@/",
+            "pacing.redis_url",
+        ),
+        (
+            "TRUNKLINE_PACING_REDIS_URL",
+            "http://:hunter2-secret@cache:6379",
+            "pacing.redis_url",
+        ),
+        ("TRUNKLINE_PACING_BURST", "0", "pacing.burst"),
+    ] {
+        let output = Command::new(crate::common::BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("TRUNKLINE_SIP_LISTEN", "127.0.0.1:0")
+            .env("TRUNKLINE_OUTBOUND_ENABLED", "false")
+            .env("NO_COLOR", "1")
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{value}: started");
+        assert!(stderr.contains(named), "{value}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "the URL's password was printed: {stderr}"
+        );
+        // Stopped before anything was opened or bound.
+        assert!(!stderr.contains("listening on"), "{stderr}");
+        assert!(!stderr.contains("default tenant"), "{stderr}");
+    }
+}

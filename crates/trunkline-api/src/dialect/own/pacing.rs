@@ -23,7 +23,9 @@ use crate::AppState;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AdmitParams {
-    /// Hold the request up to this many milliseconds for a free slot (default 0: answer at once).
+    /// Wait up to this many milliseconds for a slot (default 0). When the next free slot falls
+    /// within it, the slot is reserved and the 200 is sent at that moment; when it does not,
+    /// the 429 comes at once (waiting could not change it).
     #[serde(rename = "waitMs")]
     #[param(rename = "waitMs", value_type = Option<u32>, minimum = 0, maximum = 30000)]
     wait_ms: Option<String>,
