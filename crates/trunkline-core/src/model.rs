@@ -184,6 +184,56 @@ pub struct OutboundRegistration {
     pub version: Timestamp,
 }
 
+/// A Dasha phone number with what its trunk says, as read from the store, before the rule of
+/// [`OutboundRegistration::for_dasha_number`] makes a registration of it.
+pub struct DashaNumberOnTrunk {
+    pub id: Uuid,
+    pub tenant: AccountId,
+    pub phone_number: String,
+    pub server: String,
+    /// As stored; one that is not `udp`, `tcp` or `tls` makes the registration unusable.
+    pub transport: String,
+    pub domain: Option<String>,
+    pub auth_user: Option<String>,
+    pub password: Option<SecretString>,
+    /// Why the row cannot be used already (e.g. a password no configured key opens).
+    pub unusable: Option<String>,
+    /// The later of the number's and the trunk's `updated_at`.
+    pub version: Timestamp,
+}
+
+impl OutboundRegistration {
+    /// The rule for a Dasha phone number with `registration: true` (spec, "Dasha phone-number
+    /// registration"): the AOR user is the number exactly as stored; the digest user the
+    /// trunk's `authUser`, else the number; the registrar host the trunk's `domain`, else its
+    /// `server`; the request goes to `server` over the trunk's transport.
+    pub fn for_dasha_number(number: DashaNumberOnTrunk) -> Self {
+        let transport = Transport::parse(&number.transport);
+        let mut unusable = number.unusable;
+        if transport.is_none() {
+            unusable.get_or_insert_with(|| {
+                format!(
+                    "the trunk's transport {:?} is not one of udp, tcp, tls",
+                    number.transport
+                )
+            });
+        }
+        Self {
+            id: number.id,
+            tenant: number.tenant,
+            source: RegistrationSource::DashaNumber,
+            aor_user: number.phone_number,
+            registrar: number.domain.unwrap_or_else(|| number.server.clone()),
+            send_to: Some(number.server),
+            transport,
+            auth_user: number.auth_user,
+            password: number.password,
+            unusable,
+            version: number.version,
+        }
+    }
+}
+
 impl std::fmt::Debug for OutboundRegistration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboundRegistration")

@@ -5,10 +5,12 @@
 use trunkline_core::model::{
     RegistrationAttempt, RegistrationState, RegistrationStatus, Transport,
 };
-use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
+use trunkline_store::Backend;
+
+#[macro_use]
 mod common;
 use common::{registration, store_with_tenant};
 
@@ -42,12 +44,10 @@ fn registered(at: i64) -> RegistrationStatus {
     }
 }
 
-#[tokio::test]
-async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations() {
-    let (dir, store, account) = store_with_tenant().await;
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let alice = registration(&store, &account, "alice", Timestamp::now()).await;
-    let bob = registration(&store, &account, "bob", Timestamp::now()).await;
+async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations(backend: Backend) {
+    let (db, store, account) = store_with_tenant(backend).await;
+    let alice = registration(&*store, &account, "alice", Timestamp::now()).await;
+    let bob = registration(&*store, &account, "bob", Timestamp::now()).await;
 
     // Batches that interleave both registrations: alice gets 25 attempts, bob 3.
     for batch in (0..25).collect::<Vec<i64>>().chunks(7) {
@@ -139,12 +139,11 @@ async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations() {
             .status,
         Some(registered(99))
     );
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM registration_status")
-        .fetch_one(&sqlx::SqlitePool::connect(&url).await.unwrap())
-        .await
-        .unwrap();
+    let rows = db.count("SELECT COUNT(*) FROM registration_status").await;
     assert_eq!(
         rows, 1,
         "no status row resurrected for the deleted registration"
     );
 }
+
+on_both_backends!(batches_keep_the_newest_attempts_and_skip_deleted_registrations);

@@ -7,11 +7,13 @@
 use secrecy::SecretString;
 use trunkline_core::model::{BindingChange, InboundBinding, InboundCredential, Transport};
 use trunkline_core::secret::DigestHashes;
-use trunkline_core::store::{Store, WriteOutcome};
+use trunkline_core::store::WriteOutcome;
 use trunkline_core::{AccountId, Timestamp};
-use trunkline_store::SqlStore;
 use uuid::Uuid;
 
+use trunkline_store::{Backend, Database};
+
+#[macro_use]
 mod common;
 use common::{add_tenant, store_with_tenant};
 
@@ -24,7 +26,7 @@ fn hashes(username: &str, realm: &str) -> DigestHashes {
 }
 
 async fn credential(
-    store: &SqlStore,
+    store: &dyn Database,
     tenant: &AccountId,
     username: &str,
     enabled: bool,
@@ -74,7 +76,7 @@ fn put(credential: &InboundCredential, contact: &str, registered: i64) -> Bindin
     BindingChange::Put(binding(credential, contact, registered, 60 * MINUTE))
 }
 
-async fn contacts(store: &SqlStore, credential: &InboundCredential) -> Vec<String> {
+async fn contacts(store: &dyn Database, credential: &InboundCredential) -> Vec<String> {
     store
         .inbound_bindings(
             &credential.tenant,
@@ -88,11 +90,10 @@ async fn contacts(store: &SqlStore, credential: &InboundCredential) -> Vec<Strin
         .collect()
 }
 
-#[tokio::test]
-async fn a_group_of_changes_applies_in_order() {
-    let (_dir, store, tenant) = store_with_tenant().await;
-    let alice = credential(&store, &tenant, "alice", true).await;
-    let bob = credential(&store, &tenant, "bob", true).await;
+async fn a_group_of_changes_applies_in_order(backend: Backend) {
+    let (_dir, store, tenant) = store_with_tenant(backend).await;
+    let alice = credential(&*store, &tenant, "alice", true).await;
+    let bob = credential(&*store, &tenant, "bob", true).await;
     store
         .write_binding_changes(&[put(&bob, "sip:bob@old", 0)])
         .await
@@ -124,8 +125,8 @@ async fn a_group_of_changes_applies_in_order() {
         .await
         .unwrap();
 
-    assert_eq!(contacts(&store, &alice).await, ["sip:a2", "sip:a3"]);
-    assert_eq!(contacts(&store, &bob).await, ["sip:b2"]);
+    assert_eq!(contacts(&*store, &alice).await, ["sip:a2", "sip:a3"]);
+    assert_eq!(contacts(&*store, &bob).await, ["sip:b2"]);
     store.write_binding_changes(&[]).await.unwrap();
     assert_eq!(
         store
@@ -137,10 +138,9 @@ async fn a_group_of_changes_applies_in_order() {
     );
 }
 
-#[tokio::test]
-async fn a_put_replaces_the_binding_of_the_same_contact() {
-    let (_dir, store, tenant) = store_with_tenant().await;
-    let alice = credential(&store, &tenant, "alice", true).await;
+async fn a_put_replaces_the_binding_of_the_same_contact(backend: Backend) {
+    let (_dir, store, tenant) = store_with_tenant(backend).await;
+    let alice = credential(&*store, &tenant, "alice", true).await;
     let first = binding(&alice, "sip:alice@203.0.113.5", 0, 10 * MINUTE);
     store
         .write_binding_changes(&[BindingChange::Put(first.clone())])
@@ -168,13 +168,12 @@ async fn a_put_replaces_the_binding_of_the_same_contact() {
     assert_eq!(stored, [second]);
 }
 
-#[tokio::test]
-async fn puts_for_a_credential_gone_disabled_or_of_another_tenant_are_skipped() {
-    let (_dir, store, tenant) = store_with_tenant().await;
-    let other_tenant = add_tenant(&store).await;
-    let live = credential(&store, &tenant, "live", true).await;
-    let disabled = credential(&store, &tenant, "disabled", false).await;
-    let deleted = credential(&store, &tenant, "deleted", true).await;
+async fn puts_for_a_credential_gone_disabled_or_of_another_tenant_are_skipped(backend: Backend) {
+    let (_dir, store, tenant) = store_with_tenant(backend).await;
+    let other_tenant = add_tenant(&*store).await;
+    let live = credential(&*store, &tenant, "live", true).await;
+    let disabled = credential(&*store, &tenant, "disabled", false).await;
+    let deleted = credential(&*store, &tenant, "deleted", true).await;
     assert_eq!(
         store
             .delete_inbound_credential(&tenant, deleted.id)
@@ -196,8 +195,8 @@ async fn puts_for_a_credential_gone_disabled_or_of_another_tenant_are_skipped() 
         .await
         .unwrap();
 
-    assert_eq!(contacts(&store, &live).await, ["sip:live"]);
-    assert!(contacts(&store, &disabled).await.is_empty());
+    assert_eq!(contacts(&*store, &live).await, ["sip:live"]);
+    assert!(contacts(&*store, &disabled).await.is_empty());
     let everything = store
         .live_inbound_bindings(Timestamp::from_micros(NOW))
         .await
@@ -206,11 +205,10 @@ async fn puts_for_a_credential_gone_disabled_or_of_another_tenant_are_skipped() 
     assert_eq!(everything[0].tenant, tenant);
 }
 
-#[tokio::test]
-async fn expired_bindings_are_left_out_and_swept() {
-    let (_dir, store, tenant) = store_with_tenant().await;
-    let alice = credential(&store, &tenant, "alice", true).await;
-    let bob = credential(&store, &tenant, "bob", true).await;
+async fn expired_bindings_are_left_out_and_swept(backend: Backend) {
+    let (_dir, store, tenant) = store_with_tenant(backend).await;
+    let alice = credential(&*store, &tenant, "alice", true).await;
+    let bob = credential(&*store, &tenant, "bob", true).await;
     store
         .write_binding_changes(&[
             BindingChange::Put(binding(&alice, "sip:expired", 0, -1)),
@@ -225,7 +223,7 @@ async fn expired_bindings_are_left_out_and_swept() {
 
     // Not expired at NOW means `expires_at > NOW`; oldest registration first.
     assert_eq!(
-        contacts(&store, &alice).await,
+        contacts(&*store, &alice).await,
         ["sip:live-early", "sip:live-late"]
     );
     let live: Vec<String> = store
@@ -269,11 +267,10 @@ async fn expired_bindings_are_left_out_and_swept() {
     assert_eq!(remaining, live);
 }
 
-#[tokio::test]
-async fn disabling_or_deleting_a_credential_ends_its_bindings() {
-    let (_dir, store, tenant) = store_with_tenant().await;
-    let alice = credential(&store, &tenant, "alice", true).await;
-    let bob = credential(&store, &tenant, "bob", true).await;
+async fn disabling_or_deleting_a_credential_ends_its_bindings(backend: Backend) {
+    let (_dir, store, tenant) = store_with_tenant(backend).await;
+    let alice = credential(&*store, &tenant, "alice", true).await;
+    let bob = credential(&*store, &tenant, "bob", true).await;
     store
         .write_binding_changes(&[
             put(&alice, "sip:a1", 0),
@@ -294,7 +291,7 @@ async fn disabling_or_deleting_a_credential_ends_its_bindings() {
             .unwrap(),
         WriteOutcome::Applied
     );
-    assert_eq!(contacts(&store, &alice).await, ["sip:a1", "sip:a2"]);
+    assert_eq!(contacts(&*store, &alice).await, ["sip:a1", "sip:a2"]);
 
     // A stale update that would disable it changes nothing.
     let mut stale = next.clone();
@@ -307,7 +304,7 @@ async fn disabling_or_deleting_a_credential_ends_its_bindings() {
             .unwrap(),
         WriteOutcome::Stale
     );
-    assert_eq!(contacts(&store, &alice).await, ["sip:a1", "sip:a2"]);
+    assert_eq!(contacts(&*store, &alice).await, ["sip:a1", "sip:a2"]);
 
     // Disabling ends them, and a late put does not bring one back.
     assert_eq!(
@@ -317,13 +314,13 @@ async fn disabling_or_deleting_a_credential_ends_its_bindings() {
             .unwrap(),
         WriteOutcome::Applied
     );
-    assert!(contacts(&store, &alice).await.is_empty());
+    assert!(contacts(&*store, &alice).await.is_empty());
     store
         .write_binding_changes(&[put(&alice, "sip:late", 3)])
         .await
         .unwrap();
-    assert!(contacts(&store, &alice).await.is_empty());
-    assert_eq!(contacts(&store, &bob).await, ["sip:b1"], "bob untouched");
+    assert!(contacts(&*store, &alice).await.is_empty());
+    assert_eq!(contacts(&*store, &bob).await, ["sip:b1"], "bob untouched");
 
     // Enabled again, it takes new bindings.
     let mut enabled = stale.clone();
@@ -337,7 +334,7 @@ async fn disabling_or_deleting_a_credential_ends_its_bindings() {
         .write_binding_changes(&[put(&alice, "sip:again", 4)])
         .await
         .unwrap();
-    assert_eq!(contacts(&store, &alice).await, ["sip:again"]);
+    assert_eq!(contacts(&*store, &alice).await, ["sip:again"]);
 
     // Deleting ends them too.
     for credential in [&alice, &bob] {
@@ -356,20 +353,19 @@ async fn disabling_or_deleting_a_credential_ends_its_bindings() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn bindings_are_read_within_the_tenant() {
-    let (_dir, store, tenant) = store_with_tenant().await;
-    let other = add_tenant(&store).await;
-    let alice = credential(&store, &tenant, "alice", true).await;
-    let theirs = credential(&store, &other, "alice", true).await;
+async fn bindings_are_read_within_the_tenant(backend: Backend) {
+    let (_dir, store, tenant) = store_with_tenant(backend).await;
+    let other = add_tenant(&*store).await;
+    let alice = credential(&*store, &tenant, "alice", true).await;
+    let theirs = credential(&*store, &other, "alice", true).await;
     store
         .write_binding_changes(&[put(&alice, "sip:mine", 0), put(&theirs, "sip:theirs", 1)])
         .await
         .unwrap();
 
     let now = Timestamp::from_micros(NOW);
-    assert_eq!(contacts(&store, &alice).await, ["sip:mine"]);
-    assert_eq!(contacts(&store, &theirs).await, ["sip:theirs"]);
+    assert_eq!(contacts(&*store, &alice).await, ["sip:mine"]);
+    assert_eq!(contacts(&*store, &theirs).await, ["sip:theirs"]);
     assert!(store
         .inbound_bindings(&other, alice.id, now)
         .await
@@ -387,13 +383,12 @@ async fn bindings_are_read_within_the_tenant() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn the_directory_carries_every_credential_with_its_hashes() {
-    let (_dir, store, tenant) = store_with_tenant().await;
-    let other = add_tenant(&store).await;
-    let alice = credential(&store, &tenant, "alice", true).await;
-    let disabled = credential(&store, &tenant, "disabled", false).await;
-    let theirs = credential(&store, &other, "alice", true).await;
+async fn the_directory_carries_every_credential_with_its_hashes(backend: Backend) {
+    let (_dir, store, tenant) = store_with_tenant(backend).await;
+    let other = add_tenant(&*store).await;
+    let alice = credential(&*store, &tenant, "alice", true).await;
+    let disabled = credential(&*store, &tenant, "disabled", false).await;
+    let theirs = credential(&*store, &other, "alice", true).await;
 
     let directory = store.inbound_credential_directory().await.unwrap();
     assert_eq!(directory.len(), 3);
@@ -457,3 +452,13 @@ async fn the_directory_carries_every_credential_with_its_hashes() {
         .unwrap()
         .is_none());
 }
+
+on_both_backends!(
+    a_group_of_changes_applies_in_order,
+    a_put_replaces_the_binding_of_the_same_contact,
+    puts_for_a_credential_gone_disabled_or_of_another_tenant_are_skipped,
+    expired_bindings_are_left_out_and_swept,
+    disabling_or_deleting_a_credential_ends_its_bindings,
+    bindings_are_read_within_the_tenant,
+    the_directory_carries_every_credential_with_its_hashes
+);

@@ -7,10 +7,12 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 use trunkline_core::model::{PhoneNumber, Transport, Trunk};
-use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
+use trunkline_store::Backend;
+
+#[macro_use]
 mod common;
 use common::{registration, store_with_tenant};
 
@@ -30,10 +32,10 @@ fn number(tenant: &AccountId, trunk: Uuid, e164: &str, registration: bool, at: i
     }
 }
 
-#[tokio::test]
-async fn versions_name_what_the_engine_loads() {
-    let (_dir, store, account) = store_with_tenant().await;
-    let registration = registration(&store, &account, "alice", Timestamp::from_micros(1_000)).await;
+async fn versions_name_what_the_engine_loads(backend: Backend) {
+    let (_dir, store, account) = store_with_tenant(backend).await;
+    let registration =
+        registration(&*store, &account, "alice", Timestamp::from_micros(1_000)).await;
     // The trunk changed after one number and before the other.
     let trunk = Trunk {
         id: Uuid::new_v4(),
@@ -85,3 +87,5 @@ async fn versions_name_what_the_engine_loads() {
     .collect();
     assert_eq!(versions, expected);
 }
+
+on_both_backends!(versions_name_what_the_engine_loads);

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use trunkline_core::events::EventBus;
 use trunkline_core::service::{IssuedKey, ServiceSettings};
 use trunkline_core::{AccountId, ServiceError, Services};
-use trunkline_store::{Sealer, SqlStore, REKEY_BATCH};
+use trunkline_store::{Database, Sealer, REKEY_BATCH};
 
 use crate::cli::{ApikeyCommand, TenantCommand};
 use crate::config::Config;
@@ -20,7 +20,7 @@ use crate::master_key;
 
 /// Opens (creating and migrating) the configured database, sealing with the current master key
 /// and opening with it and the keys of `master_key_previous`.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
     prepare_data_dir(&config.data_dir)?;
     let key = master_key::load(config.master_key.as_ref(), &config.data_dir)?;
     let previous = master_key::load_previous(config.master_key_previous.as_ref())?;
@@ -31,8 +31,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
             "previous master keys accepted for reading; `trunkline rekey` re-seals with the current one"
         );
     }
-    let store = SqlStore::open(&config.database_url(), Sealer::new(&key, &previous)).await?;
-    Ok(Arc::new(store))
+    Ok(trunkline_store::open(&config.database_url(), Sealer::new(&key, &previous)).await?)
 }
 
 /// Creates the data directory (and any missing parents) owner-only, 0700. An existing one that
@@ -56,7 +55,7 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
-pub fn services(config: &Config, store: Arc<SqlStore>, events: EventBus) -> Services {
+pub fn services(config: &Config, store: Arc<dyn Database>, events: EventBus) -> Services {
     Services::new(
         store,
         events,

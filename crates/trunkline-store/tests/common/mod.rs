@@ -1,29 +1,94 @@
-//! What the store's integration tests share: a store on a fresh SQLite file with one tenant,
-//! more tenants, and an Ultravox registration in it.
+//! What the store's integration tests share: a store on a fresh database of either backend
+//! (an SQLite file, or a database of its own on the test PostgreSQL server) with one tenant,
+//! more tenants, an Ultravox registration in it, and [`on_both_backends!`], which runs each
+//! test on both.
 
 #![allow(dead_code)]
 
 use secrecy::SecretString;
+use std::sync::Arc;
 use trunkline_core::model::{Registration, Tenant};
 use trunkline_core::secret::generate_api_key;
-use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
-use trunkline_store::{MasterKey, Sealer, SqlStore};
+
+use trunkline_store::{Backend, Database, MasterKey, Sealer};
 use uuid::Uuid;
 
-/// A store on a new SQLite file (kept while the directory lives) holding one tenant.
-pub async fn store_with_tenant() -> (tempfile::TempDir, SqlStore, AccountId) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqlStore::open(&url, Sealer::new(&MasterKey::generate(), &[]))
+/// Runs each named `async fn name(backend: Backend)` as two tests, `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(trunkline_store::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(trunkline_store::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh, empty database; an SQLite file lives as long as this.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("t.db").display());
+                Self {
+                    backend,
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => Self {
+                backend,
+                url: test_postgres::PgServer::shared().database(),
+                _dir: None,
+            },
+        }
+    }
+
+    /// `SELECT COUNT(*) …` straight from the database, past the store.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => sqlx::query_scalar(sql)
+                .fetch_one(&sqlx::SqlitePool::connect(&self.url).await.unwrap())
+                .await
+                .unwrap(),
+            Backend::Postgres => sqlx::query_scalar(sql)
+                .fetch_one(&sqlx::PgPool::connect(&self.url).await.unwrap())
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// A store on a new database holding one tenant.
+pub async fn store_with_tenant(backend: Backend) -> (TestDb, Arc<dyn Database>, AccountId) {
+    let db = TestDb::new(backend);
+    let store = trunkline_store::open(&db.url, Sealer::new(&MasterKey::generate(), &[]))
         .await
         .unwrap();
-    let tenant = add_tenant(&store).await;
-    (dir, store, tenant)
+    assert_eq!(store.backend(), backend);
+    let tenant = add_tenant(&*store).await;
+    (db, store, tenant)
 }
 
 /// Creates another tenant (with a key) in `store`.
-pub async fn add_tenant(store: &SqlStore) -> AccountId {
+pub async fn add_tenant(store: &dyn Database) -> AccountId {
     let tenant = Tenant {
         account_id: AccountId::generate(),
         name: "t".into(),
@@ -38,7 +103,7 @@ pub async fn add_tenant(store: &SqlStore) -> AccountId {
 
 /// Inserts an Ultravox registration for `username`, created and last updated `at`.
 pub async fn registration(
-    store: &SqlStore,
+    store: &dyn Database,
     tenant: &AccountId,
     username: &str,
     at: Timestamp,

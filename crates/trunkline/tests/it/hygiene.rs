@@ -21,9 +21,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use secrecy::ExposeSecret;
 use serde_json::json as body;
-use trunkline_core::store::Store;
 use trunkline_core::AccountId;
-use trunkline_store::{MasterKey, Sealer, SqlStore};
+use trunkline_store::{MasterKey, Sealer};
 use uuid::Uuid;
 
 use crate::common::{json, Method, Server, ServerOptions, BIN};
@@ -309,9 +308,10 @@ fn open_with_only(
         .unwrap();
     runtime.block_on(async {
         let url = format!("sqlite://{}", db.display());
-        let store = SqlStore::open(&url, Sealer::new(&MasterKey::from_bytes([key; 32]), &[]))
-            .await
-            .expect("open store");
+        let store =
+            trunkline_store::open(&url, Sealer::new(&MasterKey::from_bytes([key; 32]), &[]))
+                .await
+                .expect("open store");
         let tenant = AccountId::parse(tenant).unwrap();
         let registration = store
             .registration_password(&tenant, Uuid::parse_str(registration).unwrap())

@@ -11,9 +11,8 @@ use base64::Engine as _;
 use reqwest::blocking::Response;
 use serde_json::{json as body, Value};
 use trunkline_core::model::{FailedBy, RegistrationState, RegistrationStatus, Transport};
-use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
-use trunkline_store::{MasterKey, Sealer, SqlStore};
+use trunkline_store::{MasterKey, Sealer};
 use uuid::Uuid;
 
 use crate::common::{json, Method, Server, ServerOptions, Tenant};
@@ -349,7 +348,7 @@ fn engine_status_is_rendered_in_every_dialect() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = SqlStore::open(&url, Sealer::new(&key, &[]))
+        let store = trunkline_store::open(&url, Sealer::new(&key, &[]))
             .await
             .expect("open store");
         let ok_number = store

@@ -14,9 +14,8 @@ use reqwest::blocking::Response;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json as body, Value};
 use trunkline_core::secret::DigestHashes;
-use trunkline_core::store::Store;
 use trunkline_core::AccountId;
-use trunkline_store::{MasterKey, Sealer, SqlStore};
+use trunkline_store::{MasterKey, Sealer};
 use uuid::Uuid;
 
 use crate::common::{Method, Server, ServerOptions};
@@ -452,7 +451,7 @@ fn no_password_or_api_key_leaks_into_responses_logs_or_the_database() {
         let t2_uv_uuid = Uuid::parse_str(&t2_uv_id).unwrap();
         let trunk_uuid = Uuid::parse_str(&trunk_id).unwrap();
 
-        let store = SqlStore::open(&url, Sealer::new(&key, &[]))
+        let store = trunkline_store::open(&url, Sealer::new(&key, &[]))
             .await
             .expect("open store");
         let opened = store
@@ -486,7 +485,7 @@ fn no_password_or_api_key_leaks_into_responses_logs_or_the_database() {
         store.close().await;
 
         // Another master key cannot open them: they are encrypted, not merely encoded.
-        let other = SqlStore::open(&url, Sealer::new(&MasterKey::generate(), &[]))
+        let other = trunkline_store::open(&url, Sealer::new(&MasterKey::generate(), &[]))
             .await
             .unwrap();
         assert!(other

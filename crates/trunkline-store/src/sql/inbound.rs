@@ -1,11 +1,9 @@
-//! Inbound credentials (Vobiz) and the bindings the SIP registrar holds for them: the SQL behind
-//! those [`Store`](trunkline_core::store::Store) methods, which `impl Store for SqlStore`
-//! (`sqlite.rs`) hands on to the functions here. The first entity in a module of its own; the
-//! others leave `sqlite.rs` the same way.
-//!
-//! A binding never outlives its credential: deleting the credential cascades to its bindings
-//! (`ON DELETE CASCADE`, foreign keys are on for every connection), disabling it deletes them in
-//! the same transaction, and the registrar's writes skip a credential that is gone or disabled.
+// Included into each backend module as `inbound`: inbound credentials (Vobiz) and the bindings
+// the SIP registrar holds for them.
+//
+// A binding never outlives its credential: deleting the credential cascades to its bindings
+// (`ON DELETE CASCADE`, foreign keys are on for every connection), disabling it deletes them in
+// the same transaction, and the registrar's writes skip a credential that is gone or disabled.
 
 use trunkline_core::model::{BindingChange, InboundBinding, InboundCredential, Transport};
 use trunkline_core::page::Window;
@@ -14,9 +12,9 @@ use trunkline_core::store::WriteOutcome;
 use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
-use crate::sqlite::{
-    applied, corrupt, db, is_unique_violation, missing_or_stale, parse_tenant, parse_uuid, SqlStore,
-};
+use super::support::missing_or_stale;
+use super::SqlStore;
+use crate::common::{applied, corrupt, db, is_unique_violation, parse_tenant, parse_uuid};
 
 // ---------------------------------------------------------------------------------------------
 // Credentials

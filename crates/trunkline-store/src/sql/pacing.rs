@@ -1,12 +1,13 @@
-//! The one read call pacing makes of the store: a trunk's `cps_limit` and `cps_key`, and the
-//! smallest limit among the tenant's trunks sharing that key, in one indexed query
-//! (`trunks_cps_key`, migration 0006). The pacing rule itself is core's (`Services::pace_rule`).
+// Included into each backend module as `pacing`: the one read call pacing makes of the store: a trunk's `cps_limit` and `cps_key`, and the
+// smallest limit among the tenant's trunks sharing that key, in one indexed query
+// (`trunks_cps_key`, migration 0006). The pacing rule itself is core's (`Services::pace_rule`).
 
 use trunkline_core::store::TrunkPacing;
 use trunkline_core::{AccountId, StoreError};
 use uuid::Uuid;
 
-use crate::sqlite::{corrupt, db, SqlStore};
+use super::SqlStore;
+use crate::common::{corrupt, db};
 
 #[derive(sqlx::FromRow)]
 struct PacingRow {

@@ -1,0 +1,42 @@
+//! The two backends, each the shared statements of `sql/` compiled against its database, with
+//! its own pools, write transactions and migrations.
+
+/// The shared statements of `sql/`, as modules of the backend module that invokes this; each
+/// file refers to that backend's `Db` and `SqlStore` as `super::…`.
+macro_rules! shared_statements {
+    () => {
+        mod engine {
+            include!("../sql/engine.rs");
+        }
+        mod inbound {
+            include!("../sql/inbound.rs");
+        }
+        mod pacing {
+            include!("../sql/pacing.rs");
+        }
+        mod phone_numbers {
+            include!("../sql/phone_numbers.rs");
+        }
+        mod registrations {
+            include!("../sql/registrations.rs");
+        }
+        mod rekey {
+            include!("../sql/rekey.rs");
+        }
+        mod store {
+            include!("../sql/store.rs");
+        }
+        mod support {
+            include!("../sql/support.rs");
+        }
+        mod tenants {
+            include!("../sql/tenants.rs");
+        }
+        mod trunks {
+            include!("../sql/trunks.rs");
+        }
+    };
+}
+
+pub mod postgres;
+pub mod sqlite;
