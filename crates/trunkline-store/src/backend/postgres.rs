@@ -2,9 +2,10 @@
 //! writes (the server orders concurrent writers itself), the same statements as SQLite (the
 //! shared ones in `sql/`, compiled here with `Db = Postgres`), and its own migrations.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
 use trunkline_core::StoreError;
 
@@ -38,10 +39,15 @@ impl SqlStore {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(OpenError::UnsupportedUrl(redact_url(url)));
         }
+        // A statement waits at most 10 s for a lock, as SQLite's busy timeout: a writer held
+        // up by another holds the caller up no longer, and the caller's retry policy answers.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(OpenError::Connect)?
+            .options([("lock_timeout", "10s")]);
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(OpenError::Connect)?;
         MIGRATOR.run(&pool).await.map_err(OpenError::Migrate)?;

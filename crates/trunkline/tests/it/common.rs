@@ -69,6 +69,9 @@ impl Server {
             "TRUNKLINE_OUTBOUND_ENABLED".to_owned(),
             options.engine.to_string(),
         )];
+        if let Some(url) = test_database() {
+            env.push(("TRUNKLINE_DATABASE_URL".to_owned(), url));
+        }
         env.extend(options.env);
         Self::spawn(dir, options.log, env)
     }
@@ -205,9 +208,96 @@ impl Server {
         Self::spawn(self.data_dir.clone(), self.options_log.clone(), env)
     }
 
-    /// Runs a CLI command against this server's data directory.
+    /// Runs a CLI command against this server's data directory (and database).
     pub fn cli(&self, args: &[&str]) -> Output {
-        cli_in(self.data_dir(), args)
+        let database = self
+            .options_env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "TRUNKLINE_DATABASE_URL");
+        let mut command = cli_command(self.data_dir(), args);
+        if let Some((name, url)) = database {
+            command.env(name, url);
+        }
+        command.output().expect("run trunkline CLI")
+    }
+
+    /// This server's database: its PostgreSQL database, else the SQLite file.
+    pub fn database_url(&self) -> String {
+        self.options_env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "TRUNKLINE_DATABASE_URL")
+            .map(|(_, url)| url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", self.db_path().display()))
+    }
+
+    /// What another trunkline process needs to use this server's database.
+    pub fn database_env(&self) -> Vec<(String, String)> {
+        vec![("TRUNKLINE_DATABASE_URL".to_owned(), self.database_url())]
+    }
+
+    /// Runs `sql` straight against the database, behind trunkline's back: the `sqlite3` CLI
+    /// on the file (busy timeout 5 s, foreign keys on) or `psql`. Rows one per line, columns
+    /// separated by `|`; panics when the statement fails.
+    pub fn sql(&self, sql: &str) -> String {
+        let output = if self.on_sqlite() {
+            Command::new("sqlite3")
+                .args(["-cmd", ".timeout 5000", "-cmd", "PRAGMA foreign_keys=ON"])
+                .arg(self.db_path())
+                .arg(sql)
+                .output()
+                .expect("run sqlite3 (Debian package sqlite3)")
+        } else {
+            Command::new("psql")
+                .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+                .arg(self.database_url())
+                .args(["-c", sql])
+                .output()
+                .expect("run psql (Debian package postgresql-client)")
+        };
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// Everything the database holds on disk, to search for what must not be there: the
+    /// SQLite file with its -wal and -shm files, or a `pg_dump` of the PostgreSQL database
+    /// (`bytea` in hex there, so search for hex forms too).
+    pub fn database_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        if self.on_sqlite() {
+            let db = self.db_path();
+            ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|suffix| {
+                    let path = format!("{}{suffix}", db.display());
+                    std::fs::read(&path).ok().map(|bytes| (path, bytes))
+                })
+                .collect()
+        } else {
+            let output = Command::new("pg_dump")
+                .args(["--no-owner", "--no-privileges"])
+                .arg(self.database_url())
+                .output()
+                .expect("run pg_dump (Debian package postgresql-client)");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            vec![("pg_dump".to_owned(), output.stdout)]
+        }
+    }
+
+    /// Whether this server's database is the SQLite file in its data directory.
+    pub fn on_sqlite(&self) -> bool {
+        !self
+            .options_env
+            .iter()
+            .any(|(name, url)| name == "TRUNKLINE_DATABASE_URL" && url.starts_with("postgres"))
     }
 
     pub fn create_tenant(&self, name: &str) -> Tenant {
@@ -260,14 +350,31 @@ impl Drop for Server {
 }
 
 pub fn cli_in(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    cli_command(data_dir, args)
+        .output()
+        .expect("run trunkline CLI")
+}
+
+fn cli_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env("TRUNKLINE_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run trunkline CLI")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// With `TRUNKLINE_TEST_BACKEND=postgres` (scripts/test runs the suite that way too), every
+/// server started here gets a fresh database of its own on the test PostgreSQL server instead
+/// of the SQLite file in its data directory.
+fn test_database() -> Option<String> {
+    match std::env::var("TRUNKLINE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(test_postgres::PgServer::shared().database()),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("TRUNKLINE_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
 }
 
 fn parse_tenant_line(rest: &str) -> Tenant {

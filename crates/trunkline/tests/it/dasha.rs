@@ -588,9 +588,13 @@ fn auth_password_is_write_only_unless_revealed() {
 
     // The same database with reveal on shows what the PUTs kept.
     assert!(server.terminate().success());
+    let database_url = server.database_url();
     let reveal = Reopened::start(
         server.data_dir(),
-        &[("TRUNKLINE_DASHA_REVEAL_AUTH_PASSWORD", "true")],
+        &[
+            ("TRUNKLINE_DASHA_REVEAL_AUTH_PASSWORD", "true"),
+            ("TRUNKLINE_DATABASE_URL", &database_url),
+        ],
     );
     let api = reveal.api();
     for (id, survives) in &trunks {

@@ -252,14 +252,7 @@ fn the_reconcile_puts_right_what_no_change_event_said() {
     wait_for_registration(&server, &tenant, &id, |b| state(b) == "registered");
     assert_eq!(kamailio.bindings("drifter").len(), 1);
     // Deleted behind the services' back: no change event, only the reconcile can notice.
-    let output = std::process::Command::new("sqlite3")
-        .arg(server.db_path())
-        .arg(format!(
-            "PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; DELETE FROM registrations WHERE id = '{id}';"
-        ))
-        .output()
-        .expect("sqlite3");
-    assert!(output.status.success(), "{output:?}");
+    server.sql(&format!("DELETE FROM registrations WHERE id = '{id}'"));
     let deadline = Instant::now() + WAIT;
     while !kamailio.bindings("drifter").is_empty() {
         assert!(Instant::now() < deadline, "the binding was never removed");

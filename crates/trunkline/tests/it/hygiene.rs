@@ -146,6 +146,10 @@ fn first_start_creates_the_data_dir_0700_and_the_database_files_0600() {
 #[test]
 fn files_others_can_reach_are_warned_about_and_left_alone() {
     let mut server = Server::start();
+    if !server.on_sqlite() {
+        eprintln!("SQLite's files only: this run's database is PostgreSQL");
+        return;
+    }
     let data_dir = server.data_dir().to_owned();
     let db = server.db_path();
     // SIGKILL leaves the -wal and -shm files behind, as a crash would.
@@ -252,13 +256,14 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// `trunkline rekey` on `data_dir` with `pairs` in the environment.
-fn rekey(data_dir: &Path, pairs: &[(&str, &str)]) -> Output {
+fn rekey(data_dir: &Path, database_url: &str, pairs: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .arg("--data-dir")
         .arg(data_dir)
         .arg("rekey")
         .env("TRUNKLINE_LOG", "warn")
         .env("NO_COLOR", "1")
+        .env("TRUNKLINE_DATABASE_URL", database_url)
         .envs(pairs.iter().copied())
         .output()
         .expect("run trunkline rekey")
@@ -296,7 +301,7 @@ fn trunk_password(server: &Server, tenant: &crate::common::Tenant, id: &str) -> 
 
 /// Opens the stopped server's database with `key` alone and reads both sealed passwords.
 fn open_with_only(
-    db: &Path,
+    url: &str,
     key: u8,
     tenant: &str,
     registration: &str,
@@ -307,11 +312,9 @@ fn open_with_only(
         .build()
         .unwrap();
     runtime.block_on(async {
-        let url = format!("sqlite://{}", db.display());
-        let store =
-            trunkline_store::open(&url, Sealer::new(&MasterKey::from_bytes([key; 32]), &[]))
-                .await
-                .expect("open store");
+        let store = trunkline_store::open(url, Sealer::new(&MasterKey::from_bytes([key; 32]), &[]))
+            .await
+            .expect("open store");
         let tenant = AccountId::parse(tenant).unwrap();
         let registration = store
             .registration_password(&tenant, Uuid::parse_str(registration).unwrap())
@@ -352,7 +355,7 @@ fn rekey_moves_every_secret_to_the_new_master_key_while_the_server_runs() {
         ..ServerOptions::default()
     });
     let tenant = server.tenant();
-    let db = server.db_path();
+    let database_url = server.database_url();
     let data_dir = server.data_dir().to_owned();
 
     // Sealed with key A: an Ultravox registration and a Dasha trunk with passwords.
@@ -392,7 +395,13 @@ fn rekey_moves_every_secret_to_the_new_master_key_while_the_server_runs() {
     );
     assert!(!shown.contains(DA_PASSWORD));
     assert!(only_b.terminate().success());
-    let (uv, da) = open_with_only(&db, 0xB2, &tenant.account_id, &registration, &trunk);
+    let (uv, da) = open_with_only(
+        &database_url,
+        0xB2,
+        &tenant.account_id,
+        &registration,
+        &trunk,
+    );
     assert!(uv.is_err() && da.is_err(), "{uv:?} {da:?}");
 
     // B current, A previous: reads work; rekey runs beside the server.
@@ -410,8 +419,12 @@ fn rekey_moves_every_secret_to_the_new_master_key_while_the_server_runs() {
         ("TRUNKLINE_MASTER_KEY", b.as_str()),
         ("TRUNKLINE_MASTER_KEY_PREVIOUS", a.as_str()),
     ];
-    assert_eq!(resealed(&rekey(&data_dir, &keys)), 2);
-    assert_eq!(resealed(&rekey(&data_dir, &keys)), 0, "idempotent");
+    assert_eq!(resealed(&rekey(&data_dir, &database_url, &keys)), 2);
+    assert_eq!(
+        resealed(&rekey(&data_dir, &database_url, &keys)),
+        0,
+        "idempotent"
+    );
     let (status, shown) = trunk_password(&rotating, &tenant, &trunk);
     assert!(
         status == 200 && shown.contains(DA_PASSWORD),
@@ -419,10 +432,11 @@ fn rekey_moves_every_secret_to_the_new_master_key_while_the_server_runs() {
     );
     assert!(rotating.terminate().success());
 
-    // No plaintext in the database files (positive control: the trunk's server is found).
-    let files: Vec<Vec<u8>> = ["", "-wal", "-shm"]
-        .iter()
-        .filter_map(|suffix| std::fs::read(with_suffix(&db, suffix)).ok())
+    // No plaintext in the database (positive control: the trunk's server is found).
+    let files: Vec<Vec<u8>> = rotating
+        .database_bytes()
+        .into_iter()
+        .map(|(_, bytes)| bytes)
         .collect();
     assert!(files
         .iter()
@@ -448,12 +462,22 @@ fn rekey_moves_every_secret_to_the_new_master_key_while_the_server_runs() {
         "{status} {shown}"
     );
     assert!(after.terminate().success());
-    let (uv, da) = open_with_only(&db, 0xB2, &tenant.account_id, &registration, &trunk);
+    let (uv, da) = open_with_only(
+        &database_url,
+        0xB2,
+        &tenant.account_id,
+        &registration,
+        &trunk,
+    );
     assert_eq!(uv.as_deref(), Ok(UV_PASSWORD));
     assert_eq!(da.as_deref(), Ok(DA_PASSWORD));
 
     // Rekeying with a ring that lacks B fails and names B's id (never a key).
-    let output = rekey(&data_dir, &[("TRUNKLINE_MASTER_KEY", a.as_str())]);
+    let output = rekey(
+        &data_dir,
+        &database_url,
+        &[("TRUNKLINE_MASTER_KEY", a.as_str())],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     let b_id = MasterKey::from_bytes([0xB2; 32]).id();

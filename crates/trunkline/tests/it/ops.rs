@@ -342,7 +342,7 @@ fn engine_status_is_rendered_in_every_dialect() {
     };
     let account = AccountId::parse(&tenant.account_id).unwrap();
     let key = read_master_key(server.data_dir());
-    let url = format!("sqlite://{}", server.db_path().display());
+    let url = server.database_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -976,15 +976,10 @@ fn routine_refreshes_are_live_in_the_api_and_reach_the_table_at_shutdown() {
     // A clean stop writes the live timestamps into the status table.
     let last_seen = expires_micros(&registration_status(&server, &tenant, &id));
     assert!(server.terminate().success());
-    let stored = std::process::Command::new("sqlite3")
-        .arg(server.db_path())
-        .arg(format!(
+    let stored: i64 = server
+        .sql(&format!(
             "SELECT expires_at FROM registration_status WHERE registration_id = '{id}'"
         ))
-        .output()
-        .expect("run sqlite3");
-    let stored: i64 = String::from_utf8_lossy(&stored.stdout)
-        .trim()
         .parse()
         .expect("a stored expiry");
     assert!(

@@ -395,7 +395,7 @@ fn no_password_or_api_key_leaks_into_responses_logs_or_the_database() {
     }
 
     // --- the database files hold no plaintext, base64 or hex of any password or key ---
-    let files = database_files(&server.db_path());
+    let files = server.database_bytes();
     assert!(
         !files.is_empty() && !files[0].1.is_empty(),
         "trunkline.db exists"
@@ -444,7 +444,7 @@ fn no_password_or_api_key_leaks_into_responses_logs_or_the_database() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}", server.db_path().display());
+        let url = server.database_url();
         let account1 = AccountId::parse(&t1.account_id).unwrap();
         let account2 = AccountId::parse(&t2.account_id).unwrap();
         let uv_uuid = Uuid::parse_str(&uv_id).unwrap();
@@ -514,16 +514,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// `trunkline.db` and, if present, its `-wal` and `-shm` files.
-fn database_files(db: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        let path = format!("{}{suffix}", db.display());
-        if let Ok(bytes) = std::fs::read(&path) {
-            files.push((path, bytes));
-        }
-    }
-    files
-}
 
 fn read_master_key(data_dir: &Path) -> MasterKey {
     let text = std::fs::read_to_string(data_dir.join("master.key")).expect("master.key");

@@ -97,14 +97,9 @@ fn a_row_that_cannot_be_opened_fails_alone_and_says_why() {
     wait_for_registration(&server, &tenant, &fine, |b| b["state"] == "registered");
     server.terminate();
     // As if sealed with a key this node does not have.
-    let output = std::process::Command::new("sqlite3")
-        .arg(server.db_path())
-        .arg(format!(
-            "UPDATE registrations SET password_key_id = 'retired-key' WHERE id = '{broken}';"
-        ))
-        .output()
-        .expect("sqlite3");
-    assert!(output.status.success(), "{output:?}");
+    server.sql(&format!(
+        "UPDATE registrations SET password_key_id = 'retired-key' WHERE id = '{broken}'"
+    ));
     let server = server.restart();
     let status = wait_for_registration(&server, &tenant, &broken, |b| b["state"] == "failed_auth");
     let phrase = status["lastPhrase"].as_str().unwrap();
@@ -130,19 +125,32 @@ fn status_writes_that_fail_are_retried_until_they_land() {
     });
     let tenant = server.tenant();
     let id = create(&server, &tenant, "patient", &kamailio);
-    // Another process holds the database's write lock past the store's busy timeout, so the
-    // engine's batch with the outcome fails at least once.
-    let mut locker = std::process::Command::new("sqlite3")
-        .arg(server.db_path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sqlite3");
+    // Another process holds the database's write lock past the store's busy (SQLite) or lock
+    // (PostgreSQL) timeout, so the engine's batch with the outcome fails at least once. Reads
+    // go on meanwhile (WAL; PostgreSQL's EXCLUSIVE mode admits readers), as the API needs.
+    let (mut locker, lock) = if server.on_sqlite() {
+        let locker = std::process::Command::new("sqlite3")
+            .arg(server.db_path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sqlite3");
+        (locker, "BEGIN IMMEDIATE;\nSELECT 'locked';\n")
+    } else {
+        let locker = std::process::Command::new("psql")
+            .args(["-X", "-q", "-A", "-t"])
+            .arg(server.database_url())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql");
+        let lock = "BEGIN;\nLOCK TABLE registration_status IN EXCLUSIVE MODE;\n\
+                    SELECT 'locked';\n";
+        (locker, lock)
+    };
     let mut stdin = locker.stdin.take().unwrap();
     let mut stdout = locker.stdout.take().unwrap();
-    stdin
-        .write_all(b"BEGIN IMMEDIATE;\nSELECT 'locked';\n")
-        .unwrap();
+    stdin.write_all(lock.as_bytes()).unwrap();
     let mut seen = [0u8; 7];
     stdout.read_exact(&mut seen).unwrap();
     assert_eq!(&seen, b"locked\n");
@@ -152,22 +160,23 @@ fn status_writes_that_fail_are_retried_until_they_land() {
         assert!(Instant::now() < deadline, "no status write ever failed");
         std::thread::sleep(Duration::from_millis(100));
     }
-    stdin.write_all(b"COMMIT;\n.quit\n").unwrap();
+    stdin
+        .write_all(if server.on_sqlite() {
+            &b"COMMIT;\n.quit\n"[..]
+        } else {
+            &b"COMMIT;\n\\q\n"[..]
+        })
+        .unwrap();
     drop(stdin);
     locker.wait().unwrap();
-    // The outcome reaches the table once the lock is gone (read through SQLite, not the live
-    // board).
+    // The outcome reaches the table once the lock is gone (read from the database, not the
+    // live board).
     let deadline = Instant::now() + WAIT;
     loop {
-        let output = std::process::Command::new("sqlite3")
-            .arg(server.db_path())
-            .arg(format!(
-                "PRAGMA busy_timeout=5000; SELECT state FROM registration_status WHERE registration_id = '{id}';"
-            ))
-            .output()
-            .unwrap();
-        // The last line: the pragma prints its value first.
-        if String::from_utf8_lossy(&output.stdout).lines().last() == Some("registered") {
+        let state = server.sql(&format!(
+            "SELECT state FROM registration_status WHERE registration_id = '{id}'"
+        ));
+        if state == "registered" {
             break;
         }
         assert!(
