@@ -513,8 +513,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .any(|window| window == needle)
 }
 
-/// `trunkline.db` and, if present, its `-wal` and `-shm` files.
-
 fn read_master_key(data_dir: &Path) -> MasterKey {
     let text = std::fs::read_to_string(data_dir.join("master.key")).expect("master.key");
     let bytes = base64::engine::general_purpose::STANDARD
