@@ -20,6 +20,7 @@ pub mod seal;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use trunkline_core::events::EventBus;
 use trunkline_core::store::Store;
 use trunkline_core::StoreError;
 
@@ -49,21 +50,36 @@ impl Backend {
     }
 }
 
-/// A store with what only the binary's maintenance commands need beside the `Store` contract.
+/// A store with what only the binary needs beside the `Store` contract.
 #[async_trait]
 pub trait Database: Store {
     fn backend(&self) -> Backend;
+    /// Publishes on `bus` the changes other nodes commit to a shared database (PostgreSQL);
+    /// nothing to do on SQLite, which one node owns.
+    fn forward_remote_changes(&self, _bus: EventBus) {}
     /// Closes the pools, waiting for connections to finish.
     async fn close(&self);
     /// Re-seals every value not sealed with the current key, `batch` rows per transaction.
     async fn rekey(&self, batch: u32) -> Result<RekeyReport, StoreError>;
 }
 
-/// Opens (creating an SQLite file if missing) and migrates the database at `url`.
+/// Opens (creating an SQLite file if missing) and migrates the database at `url`, as a node
+/// with a random id (tools and tests; the service names its node with [`open_as`]).
 pub async fn open(url: &str, sealer: Sealer) -> Result<Arc<dyn Database>, OpenError> {
+    let node_id = format!("tool-{:08x}", rand::random::<u32>());
+    open_as(url, sealer, &node_id).await
+}
+
+/// [`open`] as node `node_id` (letters, digits, `.`, `_`, `-`): the name its writes carry
+/// where nodes share a database.
+pub async fn open_as(
+    url: &str,
+    sealer: Sealer,
+    node_id: &str,
+) -> Result<Arc<dyn Database>, OpenError> {
     match Backend::of_url(url) {
         Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::open(url, sealer).await?)),
-        Some(Backend::Postgres) => Ok(Arc::new(PostgresStore::open(url, sealer).await?)),
+        Some(Backend::Postgres) => Ok(Arc::new(PostgresStore::open(url, sealer, node_id).await?)),
         None => Err(OpenError::UnsupportedUrl(redact_url(url))),
     }
 }
@@ -85,6 +101,9 @@ impl Database for SqliteStore {
 impl Database for PostgresStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
+    }
+    fn forward_remote_changes(&self, bus: EventBus) {
+        PostgresStore::forward_remote_changes(self, bus)
     }
     async fn close(&self) {
         PostgresStore::close(self).await

@@ -21,6 +21,12 @@ use crate::master_key;
 /// Opens (creating and migrating) the configured database, sealing with the current master key
 /// and opening with it and the keys of `master_key_previous`.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
+    let node_id = format!("cli-{:08x}", rand::random::<u32>());
+    open_store_as(config, &node_id).await
+}
+
+/// [`open_store`] as node `node_id` (`serve` names its node; see [`Config::node_id`]).
+pub async fn open_store_as(config: &Config, node_id: &str) -> anyhow::Result<Arc<dyn Database>> {
     prepare_data_dir(&config.data_dir)?;
     let key = master_key::load(config.master_key.as_ref(), &config.data_dir)?;
     let previous = master_key::load_previous(config.master_key_previous.as_ref())?;
@@ -31,7 +37,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Database>> {
             "previous master keys accepted for reading; `trunkline rekey` re-seals with the current one"
         );
     }
-    Ok(trunkline_store::open(&config.database_url(), Sealer::new(&key, &previous)).await?)
+    Ok(trunkline_store::open_as(
+        &config.database_url(),
+        Sealer::new(&key, &previous),
+        node_id,
+    )
+    .await?)
 }
 
 /// Creates the data directory (and any missing parents) owner-only, 0700. An existing one that

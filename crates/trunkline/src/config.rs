@@ -279,6 +279,23 @@ impl Config {
         })
     }
 
+    /// This node's id: `node_id` (1–64 of letters, digits, `.`, `_`, `-`), else a random one
+    /// per start.
+    pub fn node_id(&self) -> Result<String, String> {
+        match &self.node_id {
+            None => Ok(format!("node-{:08x}", rand::random::<u32>())),
+            Some(id)
+                if (1..=64).contains(&id.len())
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
+                Ok(id.clone())
+            }
+            Some(_) => Err("node_id must be 1-64 letters, digits, '.', '_' or '-'".to_owned()),
+        }
+    }
+
     /// Settings of call pacing; `pacing.burst` must be 1–1,000,000 and `pacing.redis_url` a
     /// `redis://` or `unix://` URL (checked when the pacer is built).
     pub fn pacing_settings(&self) -> Result<trunkline_pacing::PacingSettings, String> {
@@ -383,6 +400,18 @@ fn env_key(name: &str) -> Option<figment::value::Uncased<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_ids_are_checked_or_made_up() {
+        let mut config = Config::default();
+        assert!(config.node_id().unwrap().starts_with("node-"));
+        config.node_id = Some("eu-west.1_a".into());
+        assert_eq!(config.node_id().unwrap(), "eu-west.1_a");
+        for bad in ["", "a b", "a|b", "x=y", &"n".repeat(65)] {
+            config.node_id = Some(bad.to_owned());
+            assert!(config.node_id().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn pacing_settings_bound_the_burst() {

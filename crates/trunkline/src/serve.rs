@@ -15,7 +15,7 @@ use trunkline_pacing::Pacer;
 use trunkline_sip::{EnginePart, RegistrarPart, SipNode};
 use trunkline_store::redact_url;
 
-use crate::commands::{open_store, services};
+use crate::commands::{open_store_as, services};
 use crate::config::Config;
 use crate::http_server;
 
@@ -23,9 +23,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     // First: a bad pacing setting stops the start before anything is opened or bound.
     let pacer = start_pacer(&config)?;
-    let store = open_store(&config).await?;
+    let node_id = config.node_id().map_err(anyhow::Error::msg)?;
+    let store = open_store_as(&config, &node_id).await?;
     let events = EventBus::default();
     let services = services(&config, store.clone(), events.clone());
+    // On a shared database, what other nodes change reaches this node's engine and registrar.
+    store.forward_remote_changes(events.clone());
 
     if let Some(issued) = services.ensure_default_tenant().await? {
         // Printed exactly once, as the spec requires; never logged.
@@ -86,7 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // `listen` may say port 0: refuse the bound address as a SIP destination.
         node.endpoint().set_http_listen(address);
     }
-    tracing::info!(%address, database = %redact_url(&config.database_url()), "serving");
+    tracing::info!(%address, node = %node_id, database = %redact_url(&config.database_url()), "serving");
     eprintln!("listening on http://{address}");
 
     let drain = http_server::serve(listener, trunkline_api::router(state), shutdown).await;

@@ -5,9 +5,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
-use trunkline_core::StoreError;
+use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind, EventBus};
+use trunkline_core::{AccountId, StoreError};
+use uuid::Uuid;
 
 use crate::common::{db, redact_url, OpenError};
 use crate::seal::Sealer;
@@ -20,7 +22,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// server (PostgreSQL's default `max_connections` is 100).
 const CONNECTIONS: u32 = 8;
 
+/// The channel the change triggers announce on (migration 0003).
+const CHANGES_CHANNEL: &str = "trunkline_changes";
+
 pub struct SqlStore {
+    /// Set on each connection as `trunkline.node_id`, so the change triggers name the writer.
+    node_id: String,
     pub(crate) reader: PgPool,
     /// The same pool as `reader`: the statements are shared with SQLite, which needs two.
     pub(crate) writer: PgPool,
@@ -34,8 +41,9 @@ impl std::fmt::Debug for SqlStore {
 }
 
 impl SqlStore {
-    /// Connects to and migrates the database at `url` (`postgres://…` or `postgresql://…`).
-    pub async fn open(url: &str, sealer: Sealer) -> Result<Self, OpenError> {
+    /// Connects to and migrates the database at `url` (`postgres://…` or `postgresql://…`) as
+    /// node `node_id` (letters, digits, `.`, `_`, `-`).
+    pub async fn open(url: &str, sealer: Sealer, node_id: &str) -> Result<Self, OpenError> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(OpenError::UnsupportedUrl(redact_url(url)));
         }
@@ -43,7 +51,7 @@ impl SqlStore {
         // up by another holds the caller up no longer, and the caller's retry policy answers.
         let options = PgConnectOptions::from_str(url)
             .map_err(OpenError::Connect)?
-            .options([("lock_timeout", "10s")]);
+            .options([("lock_timeout", "10s"), ("trunkline.node_id", node_id)]);
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
@@ -52,6 +60,7 @@ impl SqlStore {
             .map_err(OpenError::Connect)?;
         MIGRATOR.run(&pool).await.map_err(OpenError::Migrate)?;
         Ok(Self {
+            node_id: node_id.to_owned(),
             reader: pool.clone(),
             writer: pool,
             sealer,
@@ -62,10 +71,120 @@ impl SqlStore {
         self.writer.close().await;
     }
 
+    /// Publishes on `bus`, from a task of its own, every change another node (or the CLI)
+    /// commits, within moments of its commit: what the triggers of migration 0003 announce,
+    /// less what this node wrote (its services published those already). While the listening
+    /// connection is down, changes are missed; the engine's periodic reconcile puts them
+    /// right, and the listener reconnects.
+    pub fn forward_remote_changes(&self, bus: EventBus) {
+        let pool = self.writer.clone();
+        let own = self.node_id.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut listener = match PgListener::connect_with(&pool).await {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot listen for other nodes' changes; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Err(err) = listener.listen(CHANGES_CHANNEL).await {
+                    tracing::warn!(error = %err, "cannot listen for other nodes' changes; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(notification)) => {
+                            if let Some(event) = remote_change(notification.payload(), &own) {
+                                bus.publish(event);
+                            }
+                        }
+                        Ok(None) => tracing::warn!(
+                            "lost the connection listening for other nodes' changes; \
+                             reconnecting (the reconcile picks up what was missed)"
+                        ),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "listening for other nodes' changes failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Db>, StoreError> {
         self.writer.begin().await.map_err(db)
     }
 }
 
+/// A change announced by the triggers (`node|table|operation|tenant|id`), unless `own` wrote
+/// it or it does not parse.
+fn remote_change(payload: &str, own: &str) -> Option<ChangeEvent> {
+    let mut parts = payload.split('|');
+    let (node, table, op, tenant, id) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if node == own || parts.next().is_some() {
+        return None;
+    }
+    let kind = match table {
+        "registrations" => EntityKind::Registration,
+        "trunks" => EntityKind::Trunk,
+        "phone_numbers" => EntityKind::PhoneNumber,
+        "inbound_credentials" => EntityKind::InboundCredential,
+        _ => return None,
+    };
+    let op = match op {
+        "INSERT" => ChangeOp::Created,
+        "UPDATE" => ChangeOp::Updated,
+        "DELETE" => ChangeOp::Deleted,
+        _ => return None,
+    };
+    Some(ChangeEvent {
+        tenant: AccountId::parse(tenant)?,
+        kind,
+        id: Uuid::try_parse(id).ok()?,
+        op,
+    })
+}
+
 // The shared statements (see `sql/`), compiled for PostgreSQL.
 shared_statements!();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_changes_of_other_nodes_become_events() {
+        let tenant = AccountId::generate();
+        let id = Uuid::new_v4();
+        let payload = format!("node-b|phone_numbers|DELETE|{tenant}|{id}");
+        assert_eq!(
+            remote_change(&payload, "node-a"),
+            Some(ChangeEvent {
+                tenant: tenant.clone(),
+                kind: EntityKind::PhoneNumber,
+                id,
+                op: ChangeOp::Deleted
+            })
+        );
+        assert_eq!(remote_change(&payload, "node-b"), None, "our own");
+        for bad in [
+            format!("node-b|tenants|INSERT|{tenant}|{id}"),
+            format!("node-b|trunks|TRUNCATE|{tenant}|{id}"),
+            format!("node-b|trunks|INSERT|nope|{id}"),
+            format!("node-b|trunks|INSERT|{tenant}|{id}|extra"),
+            "node-b|trunks".to_owned(),
+        ] {
+            assert_eq!(remote_change(&bad, "node-a"), None, "{bad}");
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! Run with `cargo test -p trunkline --test it`.
 
+mod cluster;
 mod common;
 
 mod bad_input;

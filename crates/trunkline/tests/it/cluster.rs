@@ -1,0 +1,104 @@
+//! Several nodes on one PostgreSQL database (always PostgreSQL here, whichever backend the rest
+//! of the run uses): what one node's API changes, the others act on at once, through the
+//! change triggers' notifications. Each receiving node's periodic reconcile is set to an hour,
+//! so only a notification can explain a prompt reaction.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{create_user_registration, json, registration_status, Server, ServerOptions};
+use crate::kamailio::{Kamailio, KamailioOptions, Transport};
+use crate::registrar::{create_credential, objects, realm};
+use crate::sip_client::Device;
+
+const PASSWORD: &str = "correct horse 1";
+
+/// Two nodes, `a` and `b`, on one fresh database; `b_env` is added to `b`'s environment.
+fn two_nodes(b_env: &[(&str, &str)]) -> (Server, Server) {
+    let database = test_postgres::PgServer::shared().database();
+    let a = Server::start_with(ServerOptions {
+        env: vec![
+            ("TRUNKLINE_DATABASE_URL".to_owned(), database),
+            ("TRUNKLINE_NODE_ID".to_owned(), "node-a".to_owned()),
+            (
+                "TRUNKLINE_OUTBOUND_RECONCILE_SECS".to_owned(),
+                "3600".to_owned(),
+            ),
+        ],
+        ..ServerOptions::default()
+    });
+    let mut env = vec![("TRUNKLINE_NODE_ID".to_owned(), "node-b".to_owned())];
+    env.extend(
+        b_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let b = a.start_beside(env);
+    (a, b)
+}
+
+#[test]
+fn a_registration_changed_through_one_node_is_acted_on_by_another() {
+    let kamailio = Kamailio::start(KamailioOptions::default().subscriber("roaming", "roaming-pw"));
+    // Node a serves the API only; node b runs the engine.
+    let (a, b) = two_nodes(&[("TRUNKLINE_OUTBOUND_ENABLED", "true")]);
+    let tenant = a.tenant();
+    let id = create_user_registration(&a, &tenant, "roaming", kamailio.addr(Transport::Udp));
+    kamailio.wait_for_binding("roaming", |_| true, Duration::from_secs(15));
+    // The status b's engine writes is what a shows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while registration_status(&a, &tenant, &id)["state"] != "registered" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a never showed b's status"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Deleted through a: b unregisters.
+    let status = a
+        .ultravox(
+            Method::DELETE,
+            &format!("/api/sip/registrations/{id}"),
+            &tenant,
+        )
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    kamailio.wait_for_bindings(
+        "roaming",
+        |bindings| bindings.is_empty(),
+        Duration::from_secs(15),
+    );
+    assert!(b.logs().iter().all(|line| !line.contains("panicked")));
+}
+
+#[test]
+fn a_credential_changed_through_one_node_counts_at_once_on_another_registrar() {
+    let (a, b) = two_nodes(&[]);
+    let tenant = a.tenant();
+    let id = create_credential(&a, &tenant, "nomad", PASSWORD);
+    // A device registers with node b; its binding is listed through node a.
+    let mut phone = Device::udp(b.sip.unwrap(), "nomad", &realm(&tenant));
+    assert_eq!(phone.register_with(PASSWORD, 300, None).code, 200);
+    assert_eq!(objects(&a, &tenant, &id).len(), 1);
+    // Disabled through node a: node b refuses the device.
+    let (status, _) = json(
+        a.vobiz(Method::PUT, &format!("/credentials/{id}"), &tenant)
+            .json(&json!({"enabled": false}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert!(objects(&b, &tenant, &id).is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while phone.register_with(PASSWORD, 300, None).code != 403 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node b never heard that the credential was disabled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
