@@ -80,6 +80,15 @@ impl StatusBoard {
         self.write().insert(id, status);
     }
 
+    /// How many registrations the engine holds.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
     /// The engine forgot the registration (deleted, or no longer registering).
     pub fn remove(&self, id: Uuid) {
         self.write().remove(&id);

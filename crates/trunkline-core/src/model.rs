@@ -34,6 +34,16 @@ impl Transport {
     }
 }
 
+/// A node serving the database, as its heartbeat last said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub node_id: String,
+    pub started_at: Timestamp,
+    pub last_heartbeat: Timestamp,
+    /// Outbound registrations its engine holds.
+    pub owned: u64,
+}
+
 /// An account; owns every other row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {

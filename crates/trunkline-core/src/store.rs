@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
 use crate::model::{
-    BindingChange, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
-    Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
+    BindingChange, ClusterNode, InboundBinding, InboundCredential, OutboundRegistration,
+    PhoneNumber, Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
 };
 use crate::page::{Seek, Window};
 use crate::secret::{ApiKeyHash, DigestHashes};
@@ -315,5 +315,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Whether the database answers (readiness).
+    // --- cluster membership (not tenant-scoped: the nodes serve every tenant) ---
+    /// Inserts or refreshes the node's row.
+    async fn record_heartbeat(&self, node: &ClusterNode) -> Result<(), StoreError>;
+    /// The nodes heard from since `since`, by node id.
+    async fn cluster_nodes(&self, since: Timestamp) -> Result<Vec<ClusterNode>, StoreError>;
+    /// Removes the node's row (a clean stop).
+    async fn forget_node(&self, node_id: &str) -> Result<(), StoreError>;
+
     async fn ping(&self) -> Result<(), StoreError>;
 }

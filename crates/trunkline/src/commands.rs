@@ -73,6 +73,7 @@ pub fn services(config: &Config, store: Arc<dyn Database>, events: EventBus) -> 
         ServiceSettings {
             sip_domain: config.sip.domain.clone(),
             reveal_dasha_password: config.dasha.reveal_auth_password,
+            node_lease: std::time::Duration::from_secs(config.cluster.lease_secs.clamp(1, 3600)),
         },
     )
 }

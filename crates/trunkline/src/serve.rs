@@ -74,6 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             trunkline_api::admin::MIN_TOKEN_CHARS
         );
     }
+    let heartbeat = start_heartbeat(&config, &node_id, &services, store.clone()).await;
     let state = AppState {
         services,
         public_url: config.public_url.clone(),
@@ -101,6 +102,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             node.shutdown().await;
         }
     });
+    // A clean stop leaves the cluster at once (a killed node drops out after a lease).
+    heartbeat.abort();
+    if let Err(err) = store.forget_node(&node_id).await {
+        tracing::warn!(error = %err, "cannot remove this node from the cluster table");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -128,6 +134,39 @@ fn start_pacer(config: &Config) -> anyhow::Result<Arc<Pacer>> {
         }
     });
     Ok(pacer)
+}
+
+/// This node's row in the cluster table, written before the API serves and then every
+/// `cluster.renew_secs`: when it was last heard from and how many registrations its engine
+/// holds.
+async fn start_heartbeat(
+    config: &Config,
+    node_id: &str,
+    services: &trunkline_core::Services,
+    store: Arc<dyn trunkline_store::Database>,
+) -> tokio::task::JoinHandle<()> {
+    let every = std::time::Duration::from_secs(config.cluster.renew_secs.clamp(1, 3600));
+    let board = services.live_status().clone();
+    let mut node = trunkline_core::model::ClusterNode {
+        node_id: node_id.to_owned(),
+        started_at: trunkline_core::Timestamp::now(),
+        last_heartbeat: trunkline_core::Timestamp::now(),
+        owned: 0,
+    };
+    if let Err(err) = store.record_heartbeat(&node).await {
+        tracing::warn!(error = %err, "cannot record this node's heartbeat");
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            node.last_heartbeat = trunkline_core::Timestamp::now();
+            node.owned = board.len() as u64;
+            if let Err(err) = store.record_heartbeat(&node).await {
+                tracing::warn!(error = %err, "cannot record this node's heartbeat");
+            }
+        }
+    })
 }
 
 /// The SIP node with the parts configured (`outbound.enabled`, `registrar.enabled`); none

@@ -4,6 +4,7 @@
 //! methods are split by entity across the submodules. Each write validates first, writes in one
 //! store transaction, then publishes a [`ChangeEvent`](crate::events::ChangeEvent).
 
+mod cluster;
 mod credentials;
 mod pacing;
 mod phone_numbers;
@@ -39,6 +40,8 @@ pub struct ServiceSettings {
     pub sip_domain: String,
     /// `dasha.reveal_auth_password`: return trunk passwords in Dasha responses.
     pub reveal_dasha_password: bool,
+    /// `cluster.lease_secs`: a node not heard from for this long is no longer listed.
+    pub node_lease: std::time::Duration,
 }
 
 impl Default for ServiceSettings {
@@ -46,6 +49,7 @@ impl Default for ServiceSettings {
         Self {
             sip_domain: "sip.localhost".to_owned(),
             reveal_dasha_password: false,
+            node_lease: std::time::Duration::from_secs(15),
         }
     }
 }

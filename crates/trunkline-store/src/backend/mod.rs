@@ -5,6 +5,9 @@
 /// file refers to that backend's `Db` and `SqlStore` as `super::…`.
 macro_rules! shared_statements {
     () => {
+        mod cluster {
+            include!("../sql/cluster.rs");
+        }
         mod engine {
             include!("../sql/engine.rs");
         }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 use trunkline_core::model::{
-    BindingChange, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
+    BindingChange, ClusterNode, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
     Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
 };
 use trunkline_core::page::{Seek, Window};
@@ -350,6 +350,18 @@ impl Store for SqlStore {
         trunk: Uuid,
     ) -> Result<Vec<Uuid>, StoreError> {
         SqlStore::registering_numbers_of_trunk(self, tenant, trunk).await
+    }
+
+    async fn record_heartbeat(&self, node: &ClusterNode) -> Result<(), StoreError> {
+        SqlStore::record_heartbeat(self, node).await
+    }
+
+    async fn cluster_nodes(&self, since: Timestamp) -> Result<Vec<ClusterNode>, StoreError> {
+        SqlStore::cluster_nodes(self, since).await
+    }
+
+    async fn forget_node(&self, node_id: &str) -> Result<(), StoreError> {
+        SqlStore::forget_node(self, node_id).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

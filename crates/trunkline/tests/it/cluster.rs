@@ -56,6 +56,20 @@ fn a_registration_changed_through_one_node_is_acted_on_by_another() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Both nodes are listed; b's engine holds the registration.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let nodes = cluster(&a, &tenant);
+        let owned: Vec<(&str, u64)> = nodes
+            .iter()
+            .map(|n| (n["nodeId"].as_str().unwrap(), n["owned"].as_u64().unwrap()))
+            .collect();
+        if owned == [("node-a", 0), ("node-b", 1)] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "cluster: {owned:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Deleted through a: b unregisters.
     let status = a
         .ultravox(
@@ -73,6 +87,47 @@ fn a_registration_changed_through_one_node_is_acted_on_by_another() {
         Duration::from_secs(15),
     );
     assert!(b.logs().iter().all(|line| !line.contains("panicked")));
+    // A clean stop leaves the cluster at once.
+    let mut b = b;
+    assert!(b.terminate().success());
+    let nodes = cluster(&a, &tenant);
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(nodes[0]["nodeId"], "node-a");
+}
+
+/// `GET /v1/cluster`'s nodes.
+fn cluster(server: &Server, tenant: &crate::common::Tenant) -> Vec<serde_json::Value> {
+    let (status, body) = json(
+        server
+            .client
+            .get(server.url("/v1/cluster"))
+            .header("X-API-Key", &tenant.api_key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["nodes"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_single_node_lists_itself() {
+    let server = Server::start_with(ServerOptions {
+        env: vec![
+            ("TRUNKLINE_NODE_ID".to_owned(), "solo".to_owned()),
+            ("TRUNKLINE_CLUSTER_RENEW_SECS".to_owned(), "1".to_owned()),
+        ],
+        ..ServerOptions::default()
+    });
+    let tenant = server.tenant();
+    let nodes = cluster(&server, &tenant);
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(nodes[0]["nodeId"], "solo");
+    assert_eq!(nodes[0]["owned"], 0, "the engine is off");
+    let heard =
+        chrono::DateTime::parse_from_rfc3339(nodes[0]["lastHeartbeat"].as_str().unwrap()).unwrap();
+    assert!((chrono::Utc::now() - heard.with_timezone(&chrono::Utc)).num_seconds() < 60);
+    let anonymous = server.client.get(server.url("/v1/cluster")).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
 }
 
 #[test]

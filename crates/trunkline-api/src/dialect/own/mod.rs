@@ -1,7 +1,8 @@
 //! trunkline's own endpoints under `/v1/`: any dialect's key authenticates, errors are RFC 9457
 //! problem details. Here: the live status and history of one outbound registration; call
-//! pacing's admission in [`pacing`].
+//! pacing's admission in [`pacing`]; the nodes serving the database in [`cluster`].
 
+mod cluster;
 mod pacing;
 
 use axum::extract::State;
@@ -106,6 +107,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(registration_status))
         .routes(routes!(registration_history))
         .routes(routes!(pacing::pacing_admit))
+        .routes(routes!(cluster::cluster))
 }
 
 /// The last REGISTER transactions of a registration, newest first.

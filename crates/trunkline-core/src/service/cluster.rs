@@ -1,0 +1,17 @@
+//! The nodes serving this database (`GET /v1/cluster`): each node's heartbeat row, listed
+//! while it is younger than a lease (`cluster.lease_secs`). Not tenant-scoped: every tenant is
+//! served by the same nodes.
+
+use super::Services;
+use crate::error::ServiceError;
+use crate::ids::Timestamp;
+use crate::model::ClusterNode;
+
+impl Services {
+    /// The nodes heard from within a lease, by node id.
+    pub async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>, ServiceError> {
+        let lease = i64::try_from(self.settings.node_lease.as_micros()).unwrap_or(i64::MAX);
+        let since = Timestamp::from_micros(Timestamp::now().micros().saturating_sub(lease));
+        Ok(self.store.cluster_nodes(since).await?)
+    }
+}
