@@ -172,6 +172,33 @@ fn migrate_creates_the_database_on_a_fresh_directory() {
 }
 
 #[test]
+fn migrate_and_the_cli_work_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = test_postgres::PgServer::shared().database();
+    let env = [("TRUNKLINE_DATABASE_URL", url.as_str())];
+    for _ in 0..2 {
+        // Migrating again is a no-op.
+        assert_success(&cli_env(dir.path(), &["migrate"], &env));
+    }
+    let tables = Command::new("psql")
+        .args(["-X", "-A", "-t", &url, "-c"])
+        .arg("SELECT count(*) FROM pg_tables WHERE tablename IN ('tenants', 'registrations', 'cluster_nodes')")
+        .output()
+        .expect("psql");
+    assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), "3");
+    assert!(
+        !dir.path().join("trunkline.db").exists(),
+        "no SQLite file beside a PostgreSQL database"
+    );
+    let output = cli_env(dir.path(), &["tenant", "create", "acme", "--json"], &env);
+    assert_success(&output);
+    let output = cli_env(dir.path(), &["tenant", "list", "--json"], &env);
+    assert_success(&output);
+    let tenants: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(tenants.as_array().unwrap().len(), 1, "{tenants}");
+}
+
+#[test]
 fn configuration_errors_exit_2_and_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
