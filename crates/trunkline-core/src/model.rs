@@ -44,6 +44,16 @@ pub struct ClusterNode {
     pub owned: u64,
 }
 
+/// A node's claim on one outbound registration: it alone registers it until the lease
+/// expires, unless it renews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub tenant: AccountId,
+    pub registration_id: Uuid,
+    /// Grows each time the lease changes hands (a fencing token).
+    pub token: u64,
+}
+
 /// An account; owns every other row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {

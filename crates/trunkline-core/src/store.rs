@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
 use crate::model::{
-    BindingChange, ClusterNode, InboundBinding, InboundCredential, OutboundRegistration,
+    BindingChange, ClusterNode, InboundBinding, InboundCredential, Lease, OutboundRegistration,
     PhoneNumber, Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
 };
 use crate::page::{Seek, Window};
@@ -322,6 +322,31 @@ pub trait Store: Send + Sync + 'static {
     async fn cluster_nodes(&self, since: Timestamp) -> Result<Vec<ClusterNode>, StoreError>;
     /// Removes the node's row (a clean stop).
     async fn forget_node(&self, node_id: &str) -> Result<(), StoreError>;
+
+    // --- registration leases (which node registers what) ---
+    /// Claims up to `limit` outbound registrations that have no lease or an expired one for
+    /// `node`, until `until`; never one another node holds. Concurrent claims of several nodes
+    /// get disjoint sets. Leases of registrations that are gone are dropped on the way.
+    async fn claim_leases(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Lease>, StoreError>;
+    /// Extends `node`'s leases that have not expired to `until`; returns the registrations it
+    /// still holds (an expired one is lost, whoever takes it).
+    async fn renew_leases(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<Uuid>, StoreError>;
+    /// Gives up `node`'s leases (all, or those of `ids`): others may claim them at once.
+    async fn release_leases(&self, node: &str, ids: Option<&[Uuid]>) -> Result<u64, StoreError>;
+    /// How many outbound registrations there are (Ultravox registrations and phone numbers
+    /// with `registration: true`), to share among the nodes.
+    async fn count_outbound_registrations(&self) -> Result<u64, StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -11,6 +11,9 @@ macro_rules! shared_statements {
         mod engine {
             include!("../sql/engine.rs");
         }
+        mod leases {
+            include!("../sql/leases.rs");
+        }
         mod inbound {
             include!("../sql/inbound.rs");
         }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 use trunkline_core::model::{
-    BindingChange, ClusterNode, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
+    BindingChange, ClusterNode, Lease, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
     Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
 };
 use trunkline_core::page::{Seek, Window};
@@ -362,6 +362,33 @@ impl Store for SqlStore {
 
     async fn forget_node(&self, node_id: &str) -> Result<(), StoreError> {
         SqlStore::forget_node(self, node_id).await
+    }
+
+    async fn claim_leases(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Lease>, StoreError> {
+        SqlStore::claim_leases(self, node, now, until, limit).await
+    }
+
+    async fn renew_leases(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        SqlStore::renew_leases(self, node, now, until).await
+    }
+
+    async fn release_leases(&self, node: &str, ids: Option<&[Uuid]>) -> Result<u64, StoreError> {
+        SqlStore::release_leases(self, node, ids).await
+    }
+
+    async fn count_outbound_registrations(&self) -> Result<u64, StoreError> {
+        SqlStore::count_outbound_registrations(self).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
