@@ -42,6 +42,8 @@ pub struct ClusterNode {
     pub last_heartbeat: Timestamp,
     /// Outbound registrations its engine holds.
     pub owned: u64,
+    /// Whether its engine runs: registrations are shared among such nodes.
+    pub registers: bool,
 }
 
 /// A node's claim on one outbound registration: it alone registers it until the lease

@@ -43,6 +43,7 @@ use trunkline_core::live::{LiveStatus, StatusBoard};
 use trunkline_core::model::{
     FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
 };
+use trunkline_core::ownership::{Ownership, OwnershipChange};
 use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
@@ -78,6 +79,9 @@ pub(crate) struct Storage {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) board: Arc<StatusBoard>,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// When nodes share the database: the registrations this node holds leases for (the only
+    /// ones it registers). `None`: all of them.
+    pub(crate) ownership: Option<Arc<Ownership>>,
 }
 
 /// One registration's state.
@@ -152,6 +156,16 @@ enum AfterFlight {
     Remove,
 }
 
+/// The next change of this node's leases; never, when there are none.
+async fn next_ownership_change(
+    changes: &mut Option<mpsc::UnboundedReceiver<OwnershipChange>>,
+) -> Option<OwnershipChange> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What background store reads hand back to the engine task.
 enum Load {
     /// Re-read these registrations (their trunk changed).
@@ -174,6 +188,7 @@ enum Load {
 struct Core {
     settings: EngineSettings,
     store: Arc<dyn Store>,
+    ownership: Option<Arc<Ownership>>,
     /// The runtime store calls run on (the HTTP API's), not the SIP thread: rows stream from
     /// SQLite's thread in small chunks, and the SIP thread waits a moment before each
     /// sleep, which made loading 10,000 registrations take a second instead of 0.1 s.
@@ -235,6 +250,7 @@ impl Core {
         let core = Core {
             settings,
             store: storage.store.clone(),
+            ownership: storage.ownership.clone(),
             status: StatusWriter::start(
                 &storage.runtime,
                 storage.store.clone(),
@@ -261,6 +277,7 @@ impl Core {
     async fn run(
         (mut core, mut loads): (Self, mpsc::UnboundedReceiver<Load>),
         events: &mut broadcast::Receiver<ChangeEvent>,
+        ownership: &mut Option<mpsc::UnboundedReceiver<OwnershipChange>>,
         closed: &mut mpsc::UnboundedReceiver<SocketAddr>,
         stop: &CancellationToken,
         heartbeat: &Heartbeat,
@@ -302,6 +319,7 @@ impl Core {
                 }
                 Some(result) = core.exchanges.next(), if !core.exchanges.is_empty() => core.finish_exchange(result),
                 Some(load) = loads.recv() => core.on_load(load),
+                Some(change) = next_ownership_change(ownership) => core.on_ownership(change),
                 event = events.recv() => match event {
                     Ok(event) => core.on_change(event),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -423,10 +441,11 @@ impl Core {
     /// changed while the read was under way are left to their change events. Each fix is
     /// counted in `trunkline_engine_reconcile_fixes_total`.
     fn reconcile(&mut self, versions: Option<Vec<(AccountId, Uuid, Timestamp)>>) {
-        let (Some(changed), Some(versions)) = (self.changed_since_reconcile.take(), versions)
+        let (Some(changed), Some(mut versions)) = (self.changed_since_reconcile.take(), versions)
         else {
             return;
         };
+        versions.retain(|(_, id, _)| self.owns(*id));
         let present: HashSet<Uuid> = versions.iter().map(|(_, id, _)| *id).collect();
         let vanished: Vec<Uuid> = self
             .slots
@@ -572,6 +591,11 @@ impl Core {
     /// Takes in a registration's current values: new → scheduled, changed → re-registered.
     fn apply(&mut self, registration: OutboundRegistration) {
         let id = registration.id;
+        if !self.owns(id) {
+            // Another node's (a load that raced a lost or released lease).
+            self.drop_slot(id);
+            return;
+        }
         let Some(slot) = self.slots.get_mut(&id) else {
             // New: register at once (still respecting the ramp).
             self.insert(registration);
@@ -980,6 +1004,45 @@ impl Core {
     fn forget(&mut self, id: Uuid) {
         self.slots.remove(&id);
         self.status.forget(id);
+    }
+
+    /// Whether this node registers `id` (always, unless nodes share the database).
+    fn owns(&self, id: Uuid) -> bool {
+        self.ownership
+            .as_ref()
+            .is_none_or(|ownership| ownership.owns(id))
+    }
+
+    /// Lets go of a registration without a word to its registrar: its lease may have passed
+    /// to another node, which takes the binding over. An exchange in flight finishes, and
+    /// its outcome is dropped.
+    fn drop_slot(&mut self, id: Uuid) {
+        self.reloading.remove(&id);
+        self.cancel_timer(id);
+        self.forget(id);
+    }
+
+    fn on_ownership(&mut self, change: OwnershipChange) {
+        match change {
+            OwnershipChange::Gained(leases) => {
+                tracing::info!(count = leases.len(), "registrations leased to this node");
+                for (tenant, id) in leases {
+                    self.reload(tenant, id);
+                }
+            }
+            OwnershipChange::Released(ids) => {
+                tracing::info!(count = ids.len(), "registrations handed to other nodes");
+                for id in ids {
+                    self.remove(id);
+                }
+            }
+            OwnershipChange::Lost(ids) => {
+                tracing::warn!(count = ids.len(), "leases lost; registering them no more");
+                for id in ids {
+                    self.drop_slot(id);
+                }
+            }
+        }
     }
 
     /// A registration that cannot even be addressed (or is held back): report it and retry

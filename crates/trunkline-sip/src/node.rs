@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use trunkline_core::events::ChangeEvent;
 use trunkline_core::health::Heartbeat;
 use trunkline_core::live::StatusBoard;
+use trunkline_core::ownership::{Ownership, OwnershipChange};
 use trunkline_core::store::Store;
 
 use crate::engine::{self, EngineSettings};
@@ -40,6 +41,9 @@ pub struct EnginePart {
     pub board: Arc<StatusBoard>,
     pub events: broadcast::Receiver<ChangeEvent>,
     pub heartbeat: Arc<Heartbeat>,
+    /// When nodes share the database: this node's leases and their changes; `None`: the
+    /// engine registers every registration.
+    pub ownership: Option<(Arc<Ownership>, mpsc::UnboundedReceiver<OwnershipChange>)>,
 }
 
 /// The inbound registrar's part of a node.
@@ -159,16 +163,21 @@ async fn run(
     }
     let engine = async {
         if let Some(part) = engine {
+            let (ownership, changes) = part.ownership.unzip();
             engine::supervise::run_engine(
                 part.settings,
                 engine::Storage {
                     store: store.clone(),
                     board: part.board,
                     runtime: store_runtime.clone(),
+                    ownership,
                 },
-                part.events,
+                engine::supervise::Feeds {
+                    events: part.events,
+                    ownership: changes,
+                    closed,
+                },
                 sip.clone(),
-                closed,
                 stop.clone(),
                 part.heartbeat,
             )

@@ -2,6 +2,7 @@
 //! runs one command. `anyhow` lives here and nowhere else.
 
 mod cli;
+mod cluster;
 mod commands;
 mod config;
 mod http_server;

@@ -4,17 +4,22 @@
 //! `outbound.shutdown_deadline_secs`, and closes the database.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use trunkline_api::{ops, AppState};
 use trunkline_core::events::EventBus;
+use trunkline_core::ownership::{Ownership, OwnershipChange};
 use trunkline_pacing::Pacer;
 use trunkline_sip::{EnginePart, RegistrarPart, SipNode};
 use trunkline_store::redact_url;
 
+use crate::cluster;
 use crate::commands::{open_store_as, services};
 use crate::config::Config;
 use crate::http_server;
@@ -62,7 +67,38 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let node = start_sip_node(&config, &services, store.clone(), &events).await?;
+    // Nodes sharing PostgreSQL split the registrations by leases; on SQLite (one node) the
+    // engine registers all of them.
+    let (ownership, ownership_changes) =
+        if store.backend() == trunkline_store::Backend::Postgres && config.outbound.enabled {
+            let (ownership, changes) = Ownership::new();
+            (Some(ownership), Some(changes))
+        } else {
+            (None, None)
+        };
+    let node = start_sip_node(
+        &config,
+        &services,
+        store.clone(),
+        &events,
+        ownership.clone().zip(ownership_changes),
+    )
+    .await?;
+    let stop_leases = CancellationToken::new();
+    if let Some(ownership) = &ownership {
+        let times = cluster::LeaseTimes {
+            lease: Duration::from_secs(config.cluster.lease_secs.clamp(2, 3600)),
+            renew: Duration::from_secs(config.cluster.renew_secs.clamp(1, 3600)),
+        };
+        tokio::spawn(cluster::keep_leases(
+            store.clone(),
+            node_id.clone(),
+            times,
+            ownership.clone(),
+            events.subscribe(),
+            stop_leases.clone(),
+        ));
+    }
     if config
         .admin_token
         .as_ref()
@@ -94,6 +130,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     eprintln!("listening on http://{address}");
 
     let drain = http_server::serve(listener, trunkline_api::router(state), shutdown).await;
+    // No more claims: what this node holds is unregistered below, then released.
+    stop_leases.cancel();
     // Both within the one deadline, side by side: the HTTP side drains, the engine unregisters
     // (it has the same deadline for that) and flushes the status.
     let deadline = std::time::Duration::from_secs(config.outbound.shutdown_deadline_secs);
@@ -102,6 +140,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             node.shutdown().await;
         }
     });
+    if ownership.is_some() {
+        if let Err(err) = store.release_leases(&node_id, None).await {
+            tracing::warn!(error = %err, "cannot release this node's registration leases");
+        }
+    }
     // A clean stop leaves the cluster at once (a killed node drops out after a lease).
     heartbeat.abort();
     if let Err(err) = store.forget_node(&node_id).await {
@@ -152,6 +195,7 @@ async fn start_heartbeat(
         started_at: trunkline_core::Timestamp::now(),
         last_heartbeat: trunkline_core::Timestamp::now(),
         owned: 0,
+        registers: config.outbound.enabled,
     };
     if let Err(err) = store.record_heartbeat(&node).await {
         tracing::warn!(error = %err, "cannot record this node's heartbeat");
@@ -176,6 +220,7 @@ async fn start_sip_node(
     services: &trunkline_core::Services,
     store: Arc<dyn trunkline_core::store::Store>,
     events: &EventBus,
+    ownership: Option<(Arc<Ownership>, mpsc::UnboundedReceiver<OwnershipChange>)>,
 ) -> anyhow::Result<Option<SipNode>> {
     let engine = if config.outbound.enabled {
         Some(EnginePart {
@@ -183,6 +228,7 @@ async fn start_sip_node(
             board: services.live_status().clone(),
             events: events.subscribe(),
             heartbeat: services.health().register("the registration engine"),
+            ownership,
         })
     } else {
         tracing::info!("outbound registrations disabled (outbound.enabled = false)");

@@ -17,19 +17,29 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use trunkline_core::events::ChangeEvent;
 use trunkline_core::health::Heartbeat;
+use trunkline_core::ownership::OwnershipChange;
 use uuid::Uuid;
 
 use super::{Core, EngineSettings, Storage};
 use crate::transport::SipEndpoint;
+
+/// What the engine hears from outside, kept across its restarts.
+pub(crate) struct Feeds {
+    /// The services' change events.
+    pub(crate) events: broadcast::Receiver<ChangeEvent>,
+    /// Changes of this node's leases (when nodes share the database).
+    pub(crate) ownership: Option<mpsc::UnboundedReceiver<OwnershipChange>>,
+    /// TCP/TLS connections to registrars that closed.
+    pub(crate) closed: mpsc::UnboundedReceiver<SocketAddr>,
+}
 
 /// The engine's whole life on the SIP thread: run until told to stop, restarting it after a
 /// panic.
 pub(crate) async fn run_engine(
     settings: EngineSettings,
     storage: Storage,
-    mut events: broadcast::Receiver<ChangeEvent>,
+    mut feeds: Feeds,
     sip: Arc<SipEndpoint>,
-    mut closed: mpsc::UnboundedReceiver<SocketAddr>,
     stop: CancellationToken,
     heartbeat: Arc<Heartbeat>,
 ) {
@@ -43,8 +53,9 @@ pub(crate) async fn run_engine(
         let started = Instant::now();
         let run = std::panic::AssertUnwindSafe(Core::run(
             core,
-            &mut events,
-            &mut closed,
+            &mut feeds.events,
+            &mut feeds.ownership,
+            &mut feeds.closed,
             &stop,
             &heartbeat,
         ));

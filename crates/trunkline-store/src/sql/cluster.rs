@@ -13,20 +13,22 @@ struct NodeRow {
     started_at: i64,
     last_heartbeat: i64,
     owned: i64,
+    registers: bool,
 }
 
 impl SqlStore {
     pub(crate) async fn record_heartbeat(&self, node: &ClusterNode) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO cluster_nodes (node_id, started_at, last_heartbeat, owned) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (node_id) DO UPDATE SET \
+            "INSERT INTO cluster_nodes (node_id, started_at, last_heartbeat, owned, registers) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node_id) DO UPDATE SET \
              started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat, \
-             owned = excluded.owned",
+             owned = excluded.owned, registers = excluded.registers",
         )
         .bind(&node.node_id)
         .bind(node.started_at.micros())
         .bind(node.last_heartbeat.micros())
         .bind(i64::try_from(node.owned).unwrap_or(i64::MAX))
+        .bind(node.registers)
         .execute(&self.writer)
         .await
         .map_err(db)?;
@@ -38,7 +40,7 @@ impl SqlStore {
         since: Timestamp,
     ) -> Result<Vec<ClusterNode>, StoreError> {
         let rows: Vec<NodeRow> = sqlx::query_as(
-            "SELECT node_id, started_at, last_heartbeat, owned FROM cluster_nodes \
+            "SELECT node_id, started_at, last_heartbeat, owned, registers FROM cluster_nodes \
              WHERE last_heartbeat >= $1 ORDER BY node_id",
         )
         .bind(since.micros())
@@ -52,6 +54,7 @@ impl SqlStore {
                 started_at: Timestamp::from_micros(row.started_at),
                 last_heartbeat: Timestamp::from_micros(row.last_heartbeat),
                 owned: u64::try_from(row.owned).unwrap_or(0),
+                registers: row.registers,
             })
             .collect())
     }

@@ -157,3 +157,101 @@ fn a_credential_changed_through_one_node_counts_at_once_on_another_registrar() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Per account, how many contacts Kamailio holds.
+fn contacts_per_account(kamailio: &Kamailio) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for binding in kamailio.all_bindings() {
+        *counts.entry(binding.username).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Waits until `/v1/cluster` (through `server`) shows exactly `expected` nodes owning `total`
+/// registrations between them, each within one of an equal share, and Kamailio holds exactly
+/// one contact for each of `accounts`.
+fn wait_until_shared(
+    server: &Server,
+    tenant: &crate::common::Tenant,
+    kamailio: &Kamailio,
+    expected: &[&str],
+    accounts: &[String],
+) {
+    let total = accounts.len() as u64;
+    let share = total.div_ceil(expected.len() as u64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let nodes = cluster(server, tenant);
+        let owned: Vec<(String, u64)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n["nodeId"].as_str().unwrap().to_owned(),
+                    n["owned"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = owned.iter().map(|(name, _)| name.as_str()).collect();
+        let contacts = contacts_per_account(kamailio);
+        let shared = names == expected
+            && owned.iter().map(|(_, n)| n).sum::<u64>() == total
+            && owned.iter().all(|(_, n)| n.abs_diff(share) <= 1);
+        let one_each = accounts.iter().all(|a| contacts.get(a) == Some(&1))
+            && contacts.len() == accounts.len();
+        if shared && one_each {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not shared: {owned:?}; contacts per account: {contacts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn nodes_share_registrations_by_leases_and_take_over_from_one_that_stops() {
+    let accounts: Vec<String> = (0..30).map(|n| format!("acct{n:02}")).collect();
+    let mut options = KamailioOptions::default();
+    for account in &accounts {
+        options = options.subscriber(account, &format!("{account}-pw"));
+    }
+    let kamailio = Kamailio::start(options);
+    let database = test_postgres::PgServer::shared().database();
+    let env = |node: &str| {
+        vec![
+            ("TRUNKLINE_DATABASE_URL".to_owned(), database.clone()),
+            ("TRUNKLINE_NODE_ID".to_owned(), node.to_owned()),
+            ("TRUNKLINE_CLUSTER_RENEW_SECS".to_owned(), "1".to_owned()),
+            ("TRUNKLINE_CLUSTER_LEASE_SECS".to_owned(), "3".to_owned()),
+        ]
+    };
+    let a = Server::start_with(ServerOptions {
+        env: env("node-a"),
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = a.tenant();
+    for account in &accounts {
+        create_user_registration(&a, &tenant, account, kamailio.addr(Transport::Udp));
+    }
+    wait_until_shared(&a, &tenant, &kamailio, &["node-a"], &accounts);
+
+    // Two more nodes join: a third each, one contact per account all along the way's end.
+    let b = a.start_beside(env("node-b"));
+    let mut c = a.start_beside(env("node-c"));
+    wait_until_shared(
+        &a,
+        &tenant,
+        &kamailio,
+        &["node-a", "node-b", "node-c"],
+        &accounts,
+    );
+
+    // One stops cleanly: its contacts are unregistered, the others take its registrations.
+    assert!(c.terminate().success());
+    wait_until_shared(&b, &tenant, &kamailio, &["node-a", "node-b"], &accounts);
+    for server in [&a, &b] {
+        assert!(server.logs().iter().all(|line| !line.contains("panicked")));
+    }
+}

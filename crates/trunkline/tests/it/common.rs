@@ -264,6 +264,17 @@ impl Server {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
+    /// [`Server::sql`] without telling the nodes: on PostgreSQL the change triggers are off
+    /// for that statement (`session_replication_role = replica`), as for a write no change
+    /// event announces (SQLite has no triggers of ours).
+    pub fn sql_unannounced(&self, sql: &str) -> String {
+        if self.on_sqlite() {
+            self.sql(sql)
+        } else {
+            self.sql(&format!("SET session_replication_role = replica; {sql}"))
+        }
+    }
+
     /// Everything the database holds on disk, to search for what must not be there: the
     /// SQLite file with its -wal and -shm files, or a `pg_dump` of the PostgreSQL database
     /// (`bytea` in hex there, so search for hex forms too).

@@ -252,7 +252,7 @@ fn the_reconcile_puts_right_what_no_change_event_said() {
     wait_for_registration(&server, &tenant, &id, |b| state(b) == "registered");
     assert_eq!(kamailio.bindings("drifter").len(), 1);
     // Deleted behind the services' back: no change event, only the reconcile can notice.
-    server.sql(&format!("DELETE FROM registrations WHERE id = '{id}'"));
+    server.sql_unannounced(&format!("DELETE FROM registrations WHERE id = '{id}'"));
     let deadline = Instant::now() + WAIT;
     while !kamailio.bindings("drifter").is_empty() {
         assert!(Instant::now() < deadline, "the binding was never removed");
