@@ -56,6 +56,19 @@ pub struct Lease {
     pub token: u64,
 }
 
+/// The binding a node's engine made for an outbound registration, as recorded for the node
+/// that may take the registration over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedBinding {
+    pub tenant: AccountId,
+    pub registration_id: Uuid,
+    pub node_id: String,
+    pub contact: String,
+    pub call_id: String,
+    pub cseq: u32,
+    pub expires_at: Timestamp,
+}
+
 /// An account; owns every other row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {

@@ -27,21 +27,28 @@ pub enum OwnershipChange {
 /// The set itself, read by the engine on every load, and the channel of its changes.
 #[derive(Debug)]
 pub struct Ownership {
+    node_id: String,
     owned: RwLock<HashSet<Uuid>>,
     changes: mpsc::UnboundedSender<OwnershipChange>,
 }
 
 impl Ownership {
-    /// An empty set, and where its changes arrive (the engine's end).
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<OwnershipChange>) {
+    /// Node `node_id`'s empty set, and where its changes arrive (the engine's end).
+    pub fn new(node_id: &str) -> (Arc<Self>, mpsc::UnboundedReceiver<OwnershipChange>) {
         let (changes, receiver) = mpsc::unbounded_channel();
         (
             Arc::new(Self {
+                node_id: node_id.to_owned(),
                 owned: RwLock::new(HashSet::new()),
                 changes,
             }),
             receiver,
         )
+    }
+
+    /// The node these leases are held by (what the bindings it makes are recorded under).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     pub fn owns(&self, id: Uuid) -> bool {

@@ -15,7 +15,8 @@ use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
 use crate::model::{
     BindingChange, ClusterNode, InboundBinding, InboundCredential, Lease, OutboundRegistration,
-    PhoneNumber, Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
+    PhoneNumber, RecordedBinding, Registration, RegistrationAttempt, RegistrationStatus, Tenant,
+    Trunk,
 };
 use crate::page::{Seek, Window};
 use crate::secret::{ApiKeyHash, DigestHashes};
@@ -347,6 +348,12 @@ pub trait Store: Send + Sync + 'static {
     /// How many outbound registrations there are (Ultravox registrations and phone numbers
     /// with `registration: true`), to share among the nodes.
     async fn count_outbound_registrations(&self) -> Result<u64, StoreError>;
+
+    // --- bindings the engine made (where nodes share the database) ---
+    async fn record_binding(&self, binding: &RecordedBinding) -> Result<(), StoreError>;
+    async fn forget_binding(&self, tenant: &AccountId, id: Uuid) -> Result<(), StoreError>;
+    /// The recorded Contact of each of `ids` that has one.
+    async fn bound_contacts(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
 }

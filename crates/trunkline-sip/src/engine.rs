@@ -41,7 +41,8 @@ use trunkline_core::events::{ChangeEvent, ChangeOp, EntityKind};
 use trunkline_core::health::Heartbeat;
 use trunkline_core::live::{LiveStatus, StatusBoard};
 use trunkline_core::model::{
-    FailedBy, OutboundRegistration, RegistrationState, RegistrationStatus, Transport,
+    FailedBy, OutboundRegistration, RecordedBinding, RegistrationState, RegistrationStatus,
+    Transport,
 };
 use trunkline_core::ownership::{Ownership, OwnershipChange};
 use trunkline_core::store::Store;
@@ -101,6 +102,11 @@ struct Slot {
     status: Arc<LiveStatus>,
     /// The Contact this registration's exchanges build, kept between them.
     own_contact: Option<(Transport, Arc<str>)>,
+    /// Taken over from a node that died: its Contact, removed by our next REGISTER.
+    stale_contact: Option<Arc<str>>,
+    /// The Contact last recorded in the database for the node that may take over (only where
+    /// nodes share the database).
+    recorded_contact: Option<Arc<str>>,
     /// The binding the registrar holds for us (what to remove on unregister).
     bound: Option<Bound>,
     timer: Option<delay_queue::Key>,
@@ -183,12 +189,16 @@ enum Load {
     /// Every registration's tenant, id and version, read for a periodic reconcile (`None`: the
     /// read failed).
     Reconcile(Option<Vec<(AccountId, Uuid, Timestamp)>>),
+    /// The Contacts other nodes recorded for registrations this node just gained.
+    StaleContacts(Vec<(Uuid, String)>),
 }
 
 struct Core {
     settings: EngineSettings,
     store: Arc<dyn Store>,
     ownership: Option<Arc<Ownership>>,
+    /// Contacts of gained registrations whose slot is not made yet (see `Load::StaleContacts`).
+    pending_stale: HashMap<Uuid, Arc<str>>,
     /// The runtime store calls run on (the HTTP API's), not the SIP thread: rows stream from
     /// SQLite's thread in small chunks, and the SIP thread waits a moment before each
     /// sleep, which made loading 10,000 registrations take a second instead of 0.1 s.
@@ -251,6 +261,7 @@ impl Core {
             settings,
             store: storage.store.clone(),
             ownership: storage.ownership.clone(),
+            pending_stale: HashMap::new(),
             status: StatusWriter::start(
                 &storage.runtime,
                 storage.store.clone(),
@@ -409,6 +420,19 @@ impl Core {
             }
             Load::All(registrations) => self.adopt_all(registrations),
             Load::Reconcile(registrations) => self.reconcile(registrations),
+            Load::StaleContacts(contacts) => {
+                for (id, contact) in contacts {
+                    let contact: Arc<str> = contact.into();
+                    let owned = self.owns(id);
+                    match self.slots.get_mut(&id) {
+                        Some(slot) => slot.stale_contact = Some(contact),
+                        None if owned => {
+                            self.pending_stale.insert(id, contact);
+                        }
+                        None => {}
+                    }
+                }
+            }
         }
     }
 
@@ -491,6 +515,8 @@ impl Core {
                 .tracked(id)
                 .unwrap_or_else(|| LiveStatus::new(RegistrationStatus::pending(Timestamp::now()))),
             own_contact: None,
+            stale_contact: self.pending_stale.remove(&id),
+            recorded_contact: None,
             bound: None,
             timer: None,
             proxy_auth: false,
@@ -794,6 +820,11 @@ impl Core {
             addressing,
             contact: contact_override,
             own_contact: slot.own_contact.clone(),
+            drop_contact: if unregister {
+                None
+            } else {
+                slot.stale_contact.clone()
+            },
             values,
             call_id: slot.call_id.clone(),
             from_tag: slot.from_tag.clone(),
@@ -874,6 +905,8 @@ impl Core {
             status.remote = result.remote.map(|r| r.to_string());
         }
         status.updated_at = now_ts;
+        // The binding now held at the registrar (`Some(None)`: none), for the record below.
+        let mut binding_now: Option<Option<(Arc<str>, Timestamp)>> = None;
         let next = match result.outcome {
             Outcome::Registered {
                 granted,
@@ -883,6 +916,9 @@ impl Core {
             } => {
                 let granted_at =
                     Timestamp::from_micros(now_ts.micros() + i64::from(granted) * 1_000_000);
+                binding_now = Some(Some((contact.clone(), granted_at)));
+                // A dead node's contact went with this request.
+                slot.stale_contact = None;
                 let made_with = if slot.registration.version == result.values_version {
                     slot.registration.clone()
                 } else {
@@ -910,6 +946,7 @@ impl Core {
                 Some(delay)
             }
             Outcome::Unregistered { code, phrase } => {
+                binding_now = Some(None);
                 slot.bound = None;
                 status.last_code = Some(code);
                 set_phrase(&mut status.last_phrase, Some(phrase));
@@ -947,6 +984,35 @@ impl Core {
             }
         };
         drop(status);
+        // Where nodes share the database, the binding is recorded for whichever node takes the
+        // registration over should this one die (written when its Contact changes, not per
+        // refresh).
+        if let (Some(ownership), Some(binding)) = (&self.ownership, binding_now) {
+            let contact = binding.as_ref().map(|(contact, _)| contact.clone());
+            if slot.recorded_contact != contact {
+                slot.recorded_contact = contact;
+                let store = self.store.clone();
+                let tenant = slot.registration.tenant.clone();
+                let record = binding.map(|(contact, expires_at)| RecordedBinding {
+                    tenant: tenant.clone(),
+                    registration_id: id,
+                    node_id: ownership.node_id().to_owned(),
+                    contact: contact.to_string(),
+                    call_id: slot.call_id.to_string(),
+                    cseq: slot.cseq,
+                    expires_at,
+                });
+                self.store_runtime.spawn(async move {
+                    let written = match record {
+                        Some(record) => store.record_binding(&record).await,
+                        None => store.forget_binding(&tenant, id).await,
+                    };
+                    if let Err(err) = written {
+                        tracing::warn!(error = %err, %id, "cannot record a registration's binding");
+                    }
+                });
+            }
+        }
 
         match std::mem::replace(&mut slot.after_flight, AfterFlight::Nothing) {
             AfterFlight::Remove => {
@@ -1003,6 +1069,7 @@ impl Core {
     /// Drops a registration's slot and its live status.
     fn forget(&mut self, id: Uuid) {
         self.slots.remove(&id);
+        self.pending_stale.remove(&id);
         self.status.forget(id);
     }
 
@@ -1026,9 +1093,22 @@ impl Core {
         match change {
             OwnershipChange::Gained(leases) => {
                 tracing::info!(count = leases.len(), "registrations leased to this node");
+                let ids: Vec<Uuid> = leases.iter().map(|(_, id)| *id).collect();
                 for (tenant, id) in leases {
                     self.reload(tenant, id);
                 }
+                // What a node that died left at the registrars, to remove as we register.
+                let store = self.store.clone();
+                let loads = self.loads_tx.clone();
+                self.store_runtime.spawn(async move {
+                    match store.bound_contacts(&ids).await {
+                        Ok(contacts) if !contacts.is_empty() => {
+                            let _ = loads.send(Load::StaleContacts(contacts));
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "cannot read recorded bindings"),
+                    }
+                });
             }
             OwnershipChange::Released(ids) => {
                 tracing::info!(count = ids.len(), "registrations handed to other nodes");

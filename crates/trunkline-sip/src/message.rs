@@ -23,6 +23,9 @@ pub struct Register<'a> {
     /// `sip:user@host:port;transport=…`.
     pub contact: &'a str,
     pub expires: u32,
+    /// Another node's Contact for the same account, removed in the same request
+    /// (`;expires=0`): this node took the registration over from one that died.
+    pub drop_contact: Option<&'a str>,
     /// `(header name, value)`: `Authorization` or `Proxy-Authorization`.
     pub authorization: Option<(&'static str, String)>,
     /// Transport and `host:port` for the Via header.
@@ -60,6 +63,9 @@ impl Register<'_> {
         headers.push(CallId::new(self.call_id).into());
         headers.push(CSeq::new(format!("{} REGISTER", self.cseq)).into());
         headers.push(Contact::new(format!("<{}>;expires={}", self.contact, self.expires)).into());
+        if let Some(stale) = self.drop_contact {
+            headers.push(Contact::new(format!("<{stale}>;expires=0")).into());
+        }
         headers.push(Expires::new(self.expires.to_string()).into());
         headers.push(UserAgent::new(self.user_agent).into());
         match &self.authorization {
@@ -259,6 +265,7 @@ mod tests {
             cseq: 7,
             contact: "sip:alice@127.0.0.1:5060;transport=udp",
             expires: 3600,
+            drop_contact: None,
             authorization: Some(("Authorization", "Digest username=\"alice\"".into())),
             via_transport: Transport::Udp,
             via_sent_by: "127.0.0.1:5060",
@@ -288,6 +295,20 @@ mod tests {
         let wire = to_proxy.to_request().expect("builds").to_string();
         assert!(wire.contains("\r\nProxy-Authorization: Digest username=\"alice\"\r\n"));
         assert!(!wire.contains("\r\nAuthorization:"), "{wire}");
+        // Taking over from a dead node: its contact goes in the same request.
+        let takeover = Register {
+            drop_contact: Some("sip:alice@10.0.0.9:5060;transport=udp"),
+            ..to_proxy
+        };
+        let wire = takeover.to_request().expect("builds").to_string();
+        assert!(
+            wire.contains("Contact: <sip:alice@127.0.0.1:5060;transport=udp>;expires=3600\r\n"),
+            "{wire}"
+        );
+        assert!(
+            wire.contains("Contact: <sip:alice@10.0.0.9:5060;transport=udp>;expires=0\r\n"),
+            "{wire}"
+        );
     }
 
     #[test]

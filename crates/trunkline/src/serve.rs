@@ -71,7 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // engine registers all of them.
     let (ownership, ownership_changes) =
         if store.backend() == trunkline_store::Backend::Postgres && config.outbound.enabled {
-            let (ownership, changes) = Ownership::new();
+            let (ownership, changes) = Ownership::new(&node_id);
             (Some(ownership), Some(changes))
         } else {
             (None, None)

@@ -33,6 +33,8 @@ pub struct Exchange {
     /// The Contact built for the last exchange and the transport it names, reused while the
     /// transport stays the same (no string built per refresh).
     pub own_contact: Option<(Transport, Arc<str>)>,
+    /// A dead node's Contact to remove with this REGISTER (see `Register::drop_contact`).
+    pub drop_contact: Option<Arc<str>>,
     /// The registration's values this exchange uses (credentials, AOR user).
     pub values: Arc<OutboundRegistration>,
     pub call_id: Arc<str>,
@@ -277,6 +279,10 @@ impl Exchange {
                 cseq: self.cseq,
                 contact: &contact,
                 expires,
+                drop_contact: self
+                    .drop_contact
+                    .as_deref()
+                    .filter(|stale| expires > 0 && *stale != &*contact),
                 authorization,
                 via_transport: transport,
                 via_sent_by: &via_sent_by,

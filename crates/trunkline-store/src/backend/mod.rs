@@ -5,6 +5,9 @@
 /// file refers to that backend's `Db` and `SqlStore` as `super::…`.
 macro_rules! shared_statements {
     () => {
+        mod bindings {
+            include!("../sql/bindings.rs");
+        }
         mod cluster {
             include!("../sql/cluster.rs");
         }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 use trunkline_core::model::{
-    BindingChange, ClusterNode, Lease, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
+    BindingChange, ClusterNode, Lease, RecordedBinding, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
     Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
 };
 use trunkline_core::page::{Seek, Window};
@@ -389,6 +389,18 @@ impl Store for SqlStore {
 
     async fn count_outbound_registrations(&self) -> Result<u64, StoreError> {
         SqlStore::count_outbound_registrations(self).await
+    }
+
+    async fn record_binding(&self, binding: &RecordedBinding) -> Result<(), StoreError> {
+        SqlStore::record_binding(self, binding).await
+    }
+
+    async fn forget_binding(&self, tenant: &AccountId, id: Uuid) -> Result<(), StoreError> {
+        SqlStore::forget_binding(self, tenant, id).await
+    }
+
+    async fn bound_contacts(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError> {
+        SqlStore::bound_contacts(self, ids).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
