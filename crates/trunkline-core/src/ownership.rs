@@ -4,7 +4,8 @@
 //! the engine acts on it.
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -29,6 +30,9 @@ pub enum OwnershipChange {
 pub struct Ownership {
     node_id: String,
     owned: RwLock<HashSet<Uuid>>,
+    /// Until when the leases are surely still this node's (the last renewal, plus the lease,
+    /// less a renewal's worth of margin); `None` before the first renewal.
+    fresh_until: Mutex<Option<Instant>>,
     changes: mpsc::UnboundedSender<OwnershipChange>,
 }
 
@@ -40,6 +44,7 @@ impl Ownership {
             Arc::new(Self {
                 node_id: node_id.to_owned(),
                 owned: RwLock::new(HashSet::new()),
+                fresh_until: Mutex::new(None),
                 changes,
             }),
             receiver,
@@ -49,6 +54,22 @@ impl Ownership {
     /// The node these leases are held by (what the bindings it makes are recorded under).
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// The leases were renewed at `at`: they are this node's until `at + lease − margin`.
+    pub fn renewed(&self, at: Instant, lease: Duration, margin: Duration) {
+        *self.fresh_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(at + lease.saturating_sub(margin));
+    }
+
+    /// Whether a REGISTER may start now: the leases are surely still held. After a pause (the
+    /// process stopped, the database unreachable) this turns false before another node could
+    /// claim them, whatever ran first on waking.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| Instant::now() < until)
     }
 
     pub fn owns(&self, id: Uuid) -> bool {

@@ -172,6 +172,9 @@ async fn next_ownership_change(
     }
 }
 
+/// How long a REGISTER waits when this node's leases may have lapsed, before it is tried again.
+const LEASE_WAIT: Duration = Duration::from_secs(1);
+
 /// What background store reads hand back to the engine task.
 enum Load {
     /// Re-read these registrations (their trunk changed).
@@ -189,8 +192,13 @@ enum Load {
     /// Every registration's tenant, id and version, read for a periodic reconcile (`None`: the
     /// read failed).
     Reconcile(Option<Vec<(AccountId, Uuid, Timestamp)>>),
-    /// The Contacts other nodes recorded for registrations this node just gained.
-    StaleContacts(Vec<(Uuid, String)>),
+    /// Registrations leased to this node, with the Contacts other nodes recorded for them:
+    /// the Contacts are set aside before the registrations are loaded, so the first REGISTER
+    /// of each removes its dead node's Contact.
+    Gained {
+        leases: Vec<(AccountId, Uuid)>,
+        contacts: Vec<(Uuid, String)>,
+    },
 }
 
 struct Core {
@@ -420,16 +428,22 @@ impl Core {
             }
             Load::All(registrations) => self.adopt_all(registrations),
             Load::Reconcile(registrations) => self.reconcile(registrations),
-            Load::StaleContacts(contacts) => {
+            Load::Gained { leases, contacts } => {
                 for (id, contact) in contacts {
+                    if !self.owns(id) {
+                        continue; // lost again meanwhile
+                    }
                     let contact: Arc<str> = contact.into();
-                    let owned = self.owns(id);
                     match self.slots.get_mut(&id) {
                         Some(slot) => slot.stale_contact = Some(contact),
-                        None if owned => {
+                        None => {
                             self.pending_stale.insert(id, contact);
                         }
-                        None => {}
+                    }
+                }
+                for (tenant, id) in leases {
+                    if self.owns(id) {
+                        self.reload(tenant, id);
                     }
                 }
             }
@@ -755,6 +769,19 @@ impl Core {
     }
 
     fn start_exchange_for(&mut self, id: Uuid, unregister: bool) {
+        // Where nodes share the database: no REGISTER starts once this node's leases may have
+        // lapsed (it was paused, or could not renew); the lease keeper decides what becomes
+        // of them. Tried again in a second, should they be renewed after all. (An unregister
+        // removes only this node's own contact, so it may always go.)
+        if !unregister
+            && self
+                .ownership
+                .as_ref()
+                .is_some_and(|ownership| !ownership.is_fresh())
+        {
+            self.schedule_at(id, Instant::now() + LEASE_WAIT);
+            return;
+        }
         if !unregister {
             if let Some(until) = self.suspects.held_until(id) {
                 let hold = until.saturating_duration_since(Instant::now());
@@ -1093,21 +1120,17 @@ impl Core {
         match change {
             OwnershipChange::Gained(leases) => {
                 tracing::info!(count = leases.len(), "registrations leased to this node");
-                let ids: Vec<Uuid> = leases.iter().map(|(_, id)| *id).collect();
-                for (tenant, id) in leases {
-                    self.reload(tenant, id);
-                }
-                // What a node that died left at the registrars, to remove as we register.
+                // First what a node that died left at the registrars (removed by our first
+                // REGISTER), then the registrations themselves: see `Load::Gained`.
                 let store = self.store.clone();
                 let loads = self.loads_tx.clone();
                 self.store_runtime.spawn(async move {
-                    match store.bound_contacts(&ids).await {
-                        Ok(contacts) if !contacts.is_empty() => {
-                            let _ = loads.send(Load::StaleContacts(contacts));
-                        }
-                        Ok(_) => {}
-                        Err(err) => tracing::warn!(error = %err, "cannot read recorded bindings"),
-                    }
+                    let ids: Vec<Uuid> = leases.iter().map(|(_, id)| *id).collect();
+                    let contacts = store.bound_contacts(&ids).await.unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "cannot read recorded bindings");
+                        Vec::new()
+                    });
+                    let _ = loads.send(Load::Gained { leases, contacts });
                 });
             }
             OwnershipChange::Released(ids) => {

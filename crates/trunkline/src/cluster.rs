@@ -75,9 +75,12 @@ pub async fn keep_leases(
         }
         let now = Timestamp::now();
         let until = later(now, times.lease);
+        let asked = Instant::now();
         match store.renew_leases(&node_id, now, until).await {
             Ok(held) => {
-                renewed = Instant::now();
+                // Counted from when the renewal was asked: the rows' expiry is `until`.
+                renewed = asked;
+                ownership.renewed(asked.into_std(), times.lease, times.renew);
                 let held: HashSet<_> = held.into_iter().collect();
                 let lost: Vec<_> = ownership
                     .owned()

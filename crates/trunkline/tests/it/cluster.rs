@@ -259,3 +259,73 @@ fn nodes_share_registrations_by_leases_and_take_over_from_one_that_stops() {
     wait_until_shared(&a, &tenant, &kamailio, &["node-a"], &accounts);
     assert!(a.logs().iter().all(|line| !line.contains("panicked")));
 }
+
+#[test]
+fn a_node_paused_past_its_leases_registers_none_of_them_when_it_wakes() {
+    let accounts: Vec<String> = (0..20).map(|n| format!("pause{n:02}")).collect();
+    let mut options = KamailioOptions::default();
+    for account in &accounts {
+        options = options.subscriber(account, &format!("{account}-pw"));
+    }
+    let kamailio = Kamailio::start(options);
+    let database = test_postgres::PgServer::shared().database();
+    let env = |node: &str| {
+        vec![
+            ("TRUNKLINE_DATABASE_URL".to_owned(), database.clone()),
+            ("TRUNKLINE_NODE_ID".to_owned(), node.to_owned()),
+            ("TRUNKLINE_CLUSTER_RENEW_SECS".to_owned(), "1".to_owned()),
+            ("TRUNKLINE_CLUSTER_LEASE_SECS".to_owned(), "3".to_owned()),
+            // 10 s bindings, refreshed after 5 s: some fall due while b is frozen.
+            (
+                "TRUNKLINE_OUTBOUND_EXPIRES_SECS".to_owned(),
+                "10".to_owned(),
+            ),
+            (
+                "TRUNKLINE_OUTBOUND_MIN_REFRESH_SECS".to_owned(),
+                "1".to_owned(),
+            ),
+        ]
+    };
+    let a = Server::start_with(ServerOptions {
+        env: env("node-a"),
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = a.tenant();
+    for account in &accounts {
+        create_user_registration(&a, &tenant, account, kamailio.addr(Transport::Udp));
+    }
+    let b = a.start_beside(env("node-b"));
+    wait_until_shared(&a, &tenant, &kamailio, &["node-a", "node-b"], &accounts);
+    let b_contacts: Vec<String> = kamailio
+        .all_bindings()
+        .into_iter()
+        .filter(|binding| binding.contact.contains(&b.sip.unwrap().port().to_string()))
+        .map(|binding| binding.username)
+        .collect();
+    assert_eq!(b_contacts.len(), 10, "b holds half");
+
+    // b freezes well past its leases (and past its refreshes): a takes everything over.
+    b.pause();
+    wait_until_shared(&a, &tenant, &kamailio, &["node-a"], &accounts);
+    // Time passing is the point here (nothing runs in a frozen process to wait for): b's
+    // refresh timers fall due while it sleeps, and fire the moment it wakes.
+    std::thread::sleep(Duration::from_secs(6));
+    b.resume();
+    // Awake, b finds its leases gone and sends nothing for them before it claims its share
+    // again (a hands half over, as to any node joining): never two contacts for one account.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        let contacts = contacts_per_account(&kamailio);
+        assert!(
+            contacts.values().all(|n| *n == 1),
+            "two nodes' contacts for one account: {contacts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(b
+        .logs()
+        .iter()
+        .any(|line| line.contains("leases lost; registering them no more")));
+    wait_until_shared(&a, &tenant, &kamailio, &["node-a", "node-b"], &accounts);
+}

@@ -173,6 +173,25 @@ impl Server {
         }
     }
 
+    /// SIGSTOP: the process is frozen (as by a long pause or a VM stall) until [`resume`].
+    ///
+    /// [`resume`]: Server::resume
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Server::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: sending a signal to our own child process by its pid.
+        let rc = unsafe { libc::kill(child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
+    }
+
     /// SIGTERM, then wait for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
