@@ -209,23 +209,31 @@ fn wait_until_shared(
     }
 }
 
-#[test]
-fn nodes_share_registrations_by_leases_and_take_over_from_one_that_stops() {
-    let accounts: Vec<String> = (0..30).map(|n| format!("acct{n:02}")).collect();
+/// A Kamailio with `count` accounts `{prefix}NN` (password `{account}-pw`), and their names.
+fn kamailio_with_accounts(prefix: &str, count: usize) -> (Kamailio, Vec<String>) {
+    let accounts: Vec<String> = (0..count).map(|n| format!("{prefix}{n:02}")).collect();
     let mut options = KamailioOptions::default();
     for account in &accounts {
         options = options.subscriber(account, &format!("{account}-pw"));
     }
-    let kamailio = Kamailio::start(options);
+    (Kamailio::start(options), accounts)
+}
+
+/// A node of a cluster on `database` with short leases (renewed every second, lasting 3 s).
+fn cluster_node_env(database: &str, node: &str) -> Vec<(String, String)> {
+    vec![
+        ("TRUNKLINE_DATABASE_URL".to_owned(), database.to_owned()),
+        ("TRUNKLINE_NODE_ID".to_owned(), node.to_owned()),
+        ("TRUNKLINE_CLUSTER_RENEW_SECS".to_owned(), "1".to_owned()),
+        ("TRUNKLINE_CLUSTER_LEASE_SECS".to_owned(), "3".to_owned()),
+    ]
+}
+
+#[test]
+fn nodes_share_registrations_by_leases_and_take_over_from_one_that_stops() {
+    let (kamailio, accounts) = kamailio_with_accounts("acct", 30);
     let database = test_postgres::PgServer::shared().database();
-    let env = |node: &str| {
-        vec![
-            ("TRUNKLINE_DATABASE_URL".to_owned(), database.clone()),
-            ("TRUNKLINE_NODE_ID".to_owned(), node.to_owned()),
-            ("TRUNKLINE_CLUSTER_RENEW_SECS".to_owned(), "1".to_owned()),
-            ("TRUNKLINE_CLUSTER_LEASE_SECS".to_owned(), "3".to_owned()),
-        ]
-    };
+    let env = |node: &str| cluster_node_env(&database, node);
     let a = Server::start_with(ServerOptions {
         env: env("node-a"),
         engine: true,
@@ -262,29 +270,20 @@ fn nodes_share_registrations_by_leases_and_take_over_from_one_that_stops() {
 
 #[test]
 fn a_node_paused_past_its_leases_registers_none_of_them_when_it_wakes() {
-    let accounts: Vec<String> = (0..20).map(|n| format!("pause{n:02}")).collect();
-    let mut options = KamailioOptions::default();
-    for account in &accounts {
-        options = options.subscriber(account, &format!("{account}-pw"));
-    }
-    let kamailio = Kamailio::start(options);
+    let (kamailio, accounts) = kamailio_with_accounts("pause", 20);
     let database = test_postgres::PgServer::shared().database();
     let env = |node: &str| {
-        vec![
-            ("TRUNKLINE_DATABASE_URL".to_owned(), database.clone()),
-            ("TRUNKLINE_NODE_ID".to_owned(), node.to_owned()),
-            ("TRUNKLINE_CLUSTER_RENEW_SECS".to_owned(), "1".to_owned()),
-            ("TRUNKLINE_CLUSTER_LEASE_SECS".to_owned(), "3".to_owned()),
-            // 10 s bindings, refreshed after 5 s: some fall due while b is frozen.
-            (
-                "TRUNKLINE_OUTBOUND_EXPIRES_SECS".to_owned(),
-                "10".to_owned(),
-            ),
-            (
-                "TRUNKLINE_OUTBOUND_MIN_REFRESH_SECS".to_owned(),
-                "1".to_owned(),
-            ),
-        ]
+        let mut env = cluster_node_env(&database, node);
+        // 10 s bindings, refreshed after 5 s: some fall due while b is frozen.
+        env.push((
+            "TRUNKLINE_OUTBOUND_EXPIRES_SECS".to_owned(),
+            "10".to_owned(),
+        ));
+        env.push((
+            "TRUNKLINE_OUTBOUND_MIN_REFRESH_SECS".to_owned(),
+            "1".to_owned(),
+        ));
+        env
     };
     let a = Server::start_with(ServerOptions {
         env: env("node-a"),
