@@ -205,7 +205,7 @@ struct Core {
     settings: EngineSettings,
     store: Arc<dyn Store>,
     ownership: Option<Arc<Ownership>>,
-    /// Contacts of gained registrations whose slot is not made yet (see `Load::StaleContacts`).
+    /// Contacts of gained registrations whose slot is not made yet (see `Load::Gained`).
     pending_stale: HashMap<Uuid, Arc<str>>,
     /// The runtime store calls run on (the HTTP API's), not the SIP thread: rows stream from
     /// SQLite's thread in small chunks, and the SIP thread waits a moment before each

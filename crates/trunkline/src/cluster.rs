@@ -32,6 +32,9 @@ use trunkline_store::Database;
 /// everything before the others' first round.
 pub const CLAIM_BATCH: u64 = 500;
 
+/// Rounds prompted by new registrations come at most this often.
+const ROUND_SPACING: Duration = Duration::from_millis(250);
+
 /// How long leases last and how often they are renewed (`cluster.*`).
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseTimes {
@@ -53,6 +56,9 @@ pub async fn keep_leases(
     let mut tick = tokio::time::interval(times.renew);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renewed = Instant::now();
+    let mut last_round = Instant::now()
+        .checked_sub(ROUND_SPACING)
+        .unwrap_or_else(Instant::now);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -67,12 +73,14 @@ pub async fn keep_leases(
                     Err(broadcast::error::RecvError::Closed) => false,
                 };
                 if claimable {
-                    tick.reset_immediately();
+                    // Soon, but not once per event: a burst of creations is one round.
+                    tick.reset_at((last_round + ROUND_SPACING).max(Instant::now()));
                 }
                 continue;
             }
             _ = stop.cancelled() => return,
         }
+        last_round = Instant::now();
         let now = Timestamp::now();
         let until = later(now, times.lease);
         let asked = Instant::now();
