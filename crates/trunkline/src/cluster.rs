@@ -5,8 +5,9 @@
 //!
 //! - **Share**: `⌈registrations / nodes registering⌉` (nodes heard from within a lease, per
 //!   `cluster_nodes`); claims go up to it, at most [`CLAIM_BATCH`] a round; a node more than one
-//!   over it hands the excess over (a node joined): the engine unregisters its own contact, and
-//!   the lease is released for another node to claim on its next round.
+//!   over it hands the excess over (a node joined): the engine unregisters its own contact at
+//!   once, and the lease is released a round later (the unregister's time to land), for
+//!   another node to claim.
 //! - **Fencing**: when renewals fail (the database is unreachable) for `lease − renew`, the
 //!   leases may lapse before the next renewal could succeed: the engine drops everything at
 //!   once, sending nothing more (a REGISTER in flight may finish), well before another node
@@ -56,6 +57,8 @@ pub async fn keep_leases(
     let mut tick = tokio::time::interval(times.renew);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renewed = Instant::now();
+    // Given up on purpose, their leases released on the next round.
+    let mut handing_over: Vec<uuid::Uuid> = Vec::new();
     let mut last_round = Instant::now()
         .checked_sub(ROUND_SPACING)
         .unwrap_or_else(Instant::now);
@@ -109,19 +112,29 @@ pub async fn keep_leases(
                 continue;
             }
         }
-        if let Err(err) = rebalance(&*store, &node_id, now, until, &ownership).await {
+        // Handed over last round: the engine has had a round to unregister them.
+        if !handing_over.is_empty() {
+            match store.release_leases(&node_id, Some(&handing_over)).await {
+                Ok(_) => handing_over.clear(),
+                Err(err) => tracing::warn!(error = %err, "cannot release handed-over leases"),
+            }
+        }
+        if let Err(err) =
+            rebalance(&*store, &node_id, now, until, &ownership, &mut handing_over).await
+        {
             tracing::warn!(error = %err, "cannot share registrations with the other nodes");
         }
     }
 }
 
-/// Claims up to this node's share, or hands over what is beyond it.
+/// Claims up to this node's share, or hands over what is beyond it (into `handing_over`).
 async fn rebalance(
     store: &dyn Database,
     node_id: &str,
     now: Timestamp,
     until: Timestamp,
     ownership: &Ownership,
+    handing_over: &mut Vec<uuid::Uuid>,
 ) -> Result<(), trunkline_core::StoreError> {
     let since = Timestamp::from_micros(now.micros() - (until.micros() - now.micros()));
     let nodes = store
@@ -154,10 +167,10 @@ async fn rebalance(
             share,
             "handing registrations over to other nodes"
         );
-        // The engine unregisters its contact first; the lease goes right after, and the next
-        // holder registers its own contact.
+        // The engine unregisters its contact now; the lease goes on the next round, and only
+        // then may another node register its own: no two nodes' contacts at once.
         ownership.release(excess.clone());
-        store.release_leases(node_id, Some(&excess)).await?;
+        handing_over.extend(excess);
     }
     Ok(())
 }
