@@ -61,6 +61,22 @@ impl Timestamp {
         self.0
     }
 
+    /// `by` later (saturating).
+    pub fn plus(self, by: std::time::Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(i64::try_from(by.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// `by` earlier (saturating).
+    pub fn minus(self, by: std::time::Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(by.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
     pub fn to_datetime(self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.0).unwrap_or_default()
     }

@@ -87,6 +87,12 @@ async fn leases_of_deleted_registrations_go_away(backend: Backend) {
     let id = registration(&*store, &tenant, "gone", Timestamp::now()).await;
     assert_eq!(claim(&*store, "node-a", 0, 10).await.len(), 1);
     store.delete_registration(&tenant, id).await.unwrap();
+    // Its holder renews it no more.
+    assert!(store
+        .renew_leases("node-a", at(5), at(20))
+        .await
+        .unwrap()
+        .is_empty());
     // Expired and gone: nobody gets it back.
     assert!(claim(&*store, "node-b", 20, 10).await.is_empty());
     assert_eq!(store.count_outbound_registrations().await.unwrap(), 0);

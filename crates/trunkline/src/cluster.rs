@@ -85,7 +85,7 @@ pub async fn keep_leases(
         }
         last_round = Instant::now();
         let now = Timestamp::now();
-        let until = later(now, times.lease);
+        let until = now.plus(times.lease);
         let asked = Instant::now();
         match store.renew_leases(&node_id, now, until).await {
             Ok(held) => {
@@ -119,8 +119,15 @@ pub async fn keep_leases(
                 Err(err) => tracing::warn!(error = %err, "cannot release handed-over leases"),
             }
         }
-        if let Err(err) =
-            rebalance(&*store, &node_id, now, until, &ownership, &mut handing_over).await
+        if let Err(err) = rebalance(
+            &*store,
+            &node_id,
+            now,
+            times.lease,
+            &ownership,
+            &mut handing_over,
+        )
+        .await
         {
             tracing::warn!(error = %err, "cannot share registrations with the other nodes");
         }
@@ -132,11 +139,11 @@ async fn rebalance(
     store: &dyn Database,
     node_id: &str,
     now: Timestamp,
-    until: Timestamp,
+    lease: Duration,
     ownership: &Ownership,
     handing_over: &mut Vec<uuid::Uuid>,
 ) -> Result<(), trunkline_core::StoreError> {
-    let since = Timestamp::from_micros(now.micros() - (until.micros() - now.micros()));
+    let (since, until) = (now.minus(lease), now.plus(lease));
     let nodes = store
         .cluster_nodes(since)
         .await?
@@ -173,9 +180,4 @@ async fn rebalance(
         handing_over.extend(excess);
     }
     Ok(())
-}
-
-fn later(now: Timestamp, by: Duration) -> Timestamp {
-    let by = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
-    Timestamp::from_micros(now.micros().saturating_add(by))
 }

@@ -168,14 +168,17 @@ fn start_pacer(config: &Config) -> anyhow::Result<Arc<Pacer>> {
         fail_open = settings.fail_open,
         "call pacing"
     );
-    let housekeeping = pacer.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            housekeeping.forget_idle();
-        }
-    });
+    // In memory, idle keys are dropped every minute (Redis expires its own).
+    if pacer.mode() == "memory" {
+        let housekeeping = pacer.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                housekeeping.forget_idle();
+            }
+        });
+    }
     Ok(pacer)
 }
 

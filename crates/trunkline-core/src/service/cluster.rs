@@ -10,8 +10,7 @@ use crate::model::ClusterNode;
 impl Services {
     /// The nodes heard from within a lease, by node id.
     pub async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>, ServiceError> {
-        let lease = i64::try_from(self.settings.node_lease.as_micros()).unwrap_or(i64::MAX);
-        let since = Timestamp::from_micros(Timestamp::now().micros().saturating_sub(lease));
+        let since = Timestamp::now().minus(self.settings.node_lease);
         Ok(self.store.cluster_nodes(since).await?)
     }
 }

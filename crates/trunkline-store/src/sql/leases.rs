@@ -16,6 +16,13 @@ use crate::common::{db, parse_tenant, parse_uuid};
 const OUTBOUND: &str = "SELECT id, tenant_id FROM registrations \
      UNION ALL SELECT id, tenant_id FROM phone_numbers WHERE registration";
 
+/// A lease row (`registration_leases`) whose registration still registers: two primary-key
+/// lookups per row, not a scan of every registration.
+const STILL_REGISTERING: &str = "(EXISTS (SELECT 1 FROM registrations r \
+     WHERE r.id = registration_leases.registration_id) \
+     OR EXISTS (SELECT 1 FROM phone_numbers p \
+     WHERE p.id = registration_leases.registration_id AND p.registration))";
+
 fn lease(row: (String, String, i64)) -> Result<Lease, StoreError> {
     Ok(Lease {
         registration_id: parse_uuid(&row.0)?,
@@ -35,8 +42,7 @@ impl SqlStore {
         let mut tx = self.write_tx().await?;
         // Leases of registrations that are gone.
         sqlx::query(&format!(
-            "DELETE FROM registration_leases WHERE expires_at < $1 AND registration_id NOT IN \
-             (SELECT id FROM ({OUTBOUND}) AS o)"
+            "DELETE FROM registration_leases WHERE expires_at < $1 AND NOT {STILL_REGISTERING}"
         ))
         .bind(now.micros())
         .execute(&mut *tx)
@@ -84,10 +90,14 @@ impl SqlStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
+        // A registration deleted (or no longer registering) is not renewed: its lease runs
+        // out, the holder's engine (told of the deletion meanwhile) has unregistered it, and
+        // the next claim round drops the row.
+        let ids: Vec<String> = sqlx::query_scalar(&format!(
             "UPDATE registration_leases SET expires_at = $3 \
-             WHERE node_id = $1 AND expires_at >= $2 RETURNING registration_id",
-        )
+             WHERE node_id = $1 AND expires_at >= $2 AND {STILL_REGISTERING} \
+             RETURNING registration_id"
+        ))
         .bind(node)
         .bind(now.micros())
         .bind(until.micros())

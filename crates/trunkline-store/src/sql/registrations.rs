@@ -208,7 +208,9 @@ impl SqlStore {
     }
 }
 
-/// Deletes what the engine wrote about a registration (status, history) inside `tx`.
+/// Deletes what the engine wrote about a registration (status, history, the binding recorded
+/// for a node taking over) inside `tx`. Its lease is not deleted here: the holder stops
+/// renewing it (see `leases`), and meanwhile its engine unregisters.
 pub(crate) async fn forget_engine_rows(
     tx: &mut Transaction<'static, Db>,
     tenant: &AccountId,
@@ -217,6 +219,7 @@ pub(crate) async fn forget_engine_rows(
     for sql in [
         "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
         "DELETE FROM registration_history WHERE tenant_id = $1 AND registration_id = $2",
+        "DELETE FROM registration_bindings WHERE tenant_id = $1 AND registration_id = $2",
     ] {
         sqlx::query(sql)
             .bind(tenant.as_str())

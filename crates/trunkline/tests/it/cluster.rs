@@ -18,15 +18,13 @@ const PASSWORD: &str = "correct horse 1";
 /// Two nodes, `a` and `b`, on one fresh database; `b_env` is added to `b`'s environment.
 fn two_nodes(b_env: &[(&str, &str)]) -> (Server, Server) {
     let database = test_postgres::PgServer::shared().database();
+    let mut env = cluster_node_env(&database, "node-a");
+    env.push((
+        "TRUNKLINE_OUTBOUND_RECONCILE_SECS".to_owned(),
+        "3600".to_owned(),
+    ));
     let a = Server::start_with(ServerOptions {
-        env: vec![
-            ("TRUNKLINE_DATABASE_URL".to_owned(), database),
-            ("TRUNKLINE_NODE_ID".to_owned(), "node-a".to_owned()),
-            (
-                "TRUNKLINE_OUTBOUND_RECONCILE_SECS".to_owned(),
-                "3600".to_owned(),
-            ),
-        ],
+        env,
         ..ServerOptions::default()
     });
     let mut env = vec![("TRUNKLINE_NODE_ID".to_owned(), "node-b".to_owned())];

@@ -229,25 +229,17 @@ impl Server {
 
     /// Runs a CLI command against this server's data directory (and database).
     pub fn cli(&self, args: &[&str]) -> Output {
-        let database = self
-            .options_env
-            .iter()
-            .rev()
-            .find(|(name, _)| name == "TRUNKLINE_DATABASE_URL");
         let mut command = cli_command(self.data_dir(), args);
-        if let Some((name, url)) = database {
-            command.env(name, url);
+        if let Some(url) = self.configured_database() {
+            command.env("TRUNKLINE_DATABASE_URL", url);
         }
         command.output().expect("run trunkline CLI")
     }
 
     /// This server's database: its PostgreSQL database, else the SQLite file.
     pub fn database_url(&self) -> String {
-        self.options_env
-            .iter()
-            .rev()
-            .find(|(name, _)| name == "TRUNKLINE_DATABASE_URL")
-            .map(|(_, url)| url.clone())
+        self.configured_database()
+            .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{}", self.db_path().display()))
     }
 
@@ -325,9 +317,17 @@ impl Server {
     /// Whether this server's database is the SQLite file in its data directory.
     pub fn on_sqlite(&self) -> bool {
         !self
-            .options_env
+            .configured_database()
+            .is_some_and(|url| url.starts_with("postgres"))
+    }
+
+    /// The `TRUNKLINE_DATABASE_URL` this server was started with (the last one wins).
+    fn configured_database(&self) -> Option<&str> {
+        self.options_env
             .iter()
-            .any(|(name, url)| name == "TRUNKLINE_DATABASE_URL" && url.starts_with("postgres"))
+            .rev()
+            .find(|(name, _)| name == "TRUNKLINE_DATABASE_URL")
+            .map(|(_, url)| url.as_str())
     }
 
     pub fn create_tenant(&self, name: &str) -> Tenant {
