@@ -110,6 +110,12 @@ impl Ownership {
         }
     }
 
+    /// Drops ids without a word to the engine: registrations that are gone (deleted), whose
+    /// end the engine hears of from the change itself.
+    pub fn forget(&self, ids: &[Uuid]) {
+        self.drop_ids(ids);
+    }
+
     fn drop_ids(&self, ids: &[Uuid]) {
         let mut owned = self.write();
         for id in ids {

@@ -321,28 +321,34 @@ pub trait Store: Send + Sync + 'static {
     async fn record_heartbeat(&self, node: &ClusterNode) -> Result<(), StoreError>;
     /// The nodes heard from since `since`, by node id.
     async fn cluster_nodes(&self, since: Timestamp) -> Result<Vec<ClusterNode>, StoreError>;
-    /// Removes the node's row (a clean stop).
+    /// Removes the node's row (a clean stop), releasing any lease it still holds.
     async fn forget_node(&self, node_id: &str) -> Result<(), StoreError>;
 
     // --- registration leases (which node registers what) ---
-    /// Claims up to `limit` outbound registrations that have no lease or an expired one for
-    /// `node`, until `until`; never one another node holds. Concurrent claims of several nodes
-    /// get disjoint sets. Leases of registrations that are gone are dropped on the way.
+    /// Claims up to `limit` outbound registrations for `node` that have no lease, or whose
+    /// holder released them or let its own lease lapse by `now`; never one a live node holds.
+    /// Concurrent claims of several nodes get disjoint sets. Leases of registrations that
+    /// stopped registering are dropped on the way, once nobody holds them.
     async fn claim_leases(
         &self,
         node: &str,
         now: Timestamp,
-        until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lease>, StoreError>;
-    /// Extends `node`'s leases that have not expired to `until`; returns the registrations it
-    /// still holds (an expired one is lost, whoever takes it).
-    async fn renew_leases(
+    /// Extends `node`'s lease (covering every registration it holds) to `until`, if it had
+    /// not lapsed by `now`: `true`. Otherwise (lapsed, or the first): whatever still names
+    /// `node` is released, since another node may have registered it meanwhile, a fresh lease
+    /// until `until` begins, and the answer is `false`: `node` holds nothing.
+    async fn renew_node_lease(
         &self,
         node: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<Vec<Uuid>, StoreError>;
+    ) -> Result<bool, StoreError>;
+    /// How many registrations `node` holds (a cheap check against what its engine has).
+    async fn held_lease_count(&self, node: &str) -> Result<u64, StoreError>;
+    /// The registrations `node` holds.
+    async fn held_leases(&self, node: &str) -> Result<Vec<Lease>, StoreError>;
     /// Gives up `node`'s leases (all, or those of `ids`): others may claim them at once.
     async fn release_leases(&self, node: &str, ids: Option<&[Uuid]>) -> Result<u64, StoreError>;
     /// How many outbound registrations there are (Ultravox registrations and phone numbers

@@ -1,5 +1,5 @@
-//! Registration leases on both backends: claims never overlap, renewals keep only what has
-//! not expired, releases and expiries hand registrations over with a higher token.
+//! Registration leases on both backends: claims never overlap, one renewal keeps all a node
+//! holds, a lapsed node's and released registrations pass on with a higher token.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,10 +24,24 @@ fn ids(leases: &[Lease]) -> BTreeSet<Uuid> {
 }
 
 async fn claim(store: &dyn Database, node: &str, now: i64, limit: u32) -> Vec<Lease> {
+    store.claim_leases(node, at(now), limit).await.unwrap()
+}
+
+/// `node` renews its lease at `now` for 15 s: whether it had held it all along.
+async fn renew(store: &dyn Database, node: &str, now: i64) -> bool {
     store
-        .claim_leases(node, at(now), at(now + 15), limit)
+        .renew_node_lease(node, at(now), at(now + 15))
         .await
         .unwrap()
+}
+
+async fn held(store: &dyn Database, node: &str) -> BTreeSet<Uuid> {
+    let leases = store.held_leases(node).await.unwrap();
+    assert_eq!(
+        store.held_lease_count(node).await.unwrap(),
+        leases.len() as u64
+    );
+    ids(&leases)
 }
 
 async fn nodes_share_registrations_without_overlap(backend: Backend) {
@@ -37,6 +51,12 @@ async fn nodes_share_registrations_without_overlap(backend: Backend) {
         all.insert(registration(&*store, &tenant, &format!("user{n}"), Timestamp::now()).await);
     }
     assert_eq!(store.count_outbound_registrations().await.unwrap(), 10);
+    for node in ["node-a", "node-b", "node-c", "node-d"] {
+        assert!(
+            !renew(&*store, node, 0).await,
+            "a first lease held nothing before"
+        );
+    }
 
     let a = claim(&*store, "node-a", 0, 4).await;
     let b = claim(&*store, "node-b", 0, 100).await;
@@ -44,6 +64,7 @@ async fn nodes_share_registrations_without_overlap(backend: Backend) {
     assert_eq!(b.len(), 6, "b takes what a left");
     assert!(ids(&a).is_disjoint(&ids(&b)));
     assert_eq!(&ids(&a) | &ids(&b), all);
+    assert_eq!(held(&*store, "node-a").await, ids(&a));
     assert!(a
         .iter()
         .chain(&b)
@@ -53,47 +74,61 @@ async fn nodes_share_registrations_without_overlap(backend: Backend) {
         "all held"
     );
 
-    // a renews in time; b does not: b's expire and c takes them with a higher token.
-    assert_eq!(
-        store
-            .renew_leases("node-a", at(10), at(25))
-            .await
-            .unwrap()
-            .len(),
-        4
+    // a renews in time (one write for all it holds); b does not: once b's lease lapses, c
+    // takes b's registrations with a higher token, and none of a's.
+    assert!(renew(&*store, "node-a", 10).await);
+    assert!(renew(&*store, "node-c", 10).await);
+    assert!(
+        claim(&*store, "node-c", 14, 100).await.is_empty(),
+        "b's lease still runs"
     );
     let c = claim(&*store, "node-c", 16, 100).await;
     assert_eq!(ids(&c), ids(&b));
     assert!(c.iter().all(|l| l.token == 2));
-    // b's renewal comes too late: it holds nothing any more.
-    assert!(store
-        .renew_leases("node-b", at(17), at(32))
-        .await
-        .unwrap()
-        .is_empty());
+    // b's renewal comes too late: it is told, and holds nothing any more.
+    assert!(!renew(&*store, "node-b", 17).await);
+    assert!(held(&*store, "node-b").await.is_empty());
+    assert_eq!(held(&*store, "node-c").await, ids(&b));
 
     // a releases two at once, then everything at a clean stop: claimable immediately.
     let two: Vec<Uuid> = ids(&a).into_iter().take(2).collect();
     assert_eq!(store.release_leases("node-a", Some(&two)).await.unwrap(), 2);
+    assert!(
+        !renew(&*store, "node-d", 18).await,
+        "lapsed at 15, holding nothing"
+    );
     let d = claim(&*store, "node-d", 18, 100).await;
     assert_eq!(ids(&d), two.iter().copied().collect());
     assert_eq!(store.release_leases("node-a", None).await.unwrap(), 2);
     assert_eq!(claim(&*store, "node-d", 18, 100).await.len(), 2);
     assert_eq!(store.release_leases("node-a", Some(&[])).await.unwrap(), 0);
+
+    // A node that stops cleanly leaves with its leases released.
+    store.forget_node("node-d").await.unwrap();
+    assert_eq!(claim(&*store, "node-a", 19, 100).await.len(), 4);
+}
+
+async fn a_lapsed_node_whose_leases_nobody_took_holds_nothing_on_renewal(backend: Backend) {
+    let (_db, store, tenant) = store_with_tenant(backend).await;
+    registration(&*store, &tenant, "paused", Timestamp::now()).await;
+    assert!(!renew(&*store, "node-a", 0).await);
+    assert_eq!(claim(&*store, "node-a", 0, 10).await.len(), 1);
+    // Paused past its lease; nobody claimed meanwhile. Its rows are released all the same
+    // (it cannot know that nobody took them and gave them back), and claimable by anyone.
+    assert!(!renew(&*store, "node-a", 20).await);
+    assert!(held(&*store, "node-a").await.is_empty());
+    let again = claim(&*store, "node-b", 20, 10).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].token, 2);
 }
 
 async fn leases_of_deleted_registrations_go_away(backend: Backend) {
     let (_db, store, tenant) = store_with_tenant(backend).await;
     let id = registration(&*store, &tenant, "gone", Timestamp::now()).await;
+    assert!(!renew(&*store, "node-a", 0).await);
     assert_eq!(claim(&*store, "node-a", 0, 10).await.len(), 1);
     store.delete_registration(&tenant, id).await.unwrap();
-    // Its holder renews it no more.
-    assert!(store
-        .renew_leases("node-a", at(5), at(20))
-        .await
-        .unwrap()
-        .is_empty());
-    // Expired and gone: nobody gets it back.
+    assert!(held(&*store, "node-a").await.is_empty(), "gone with it");
     assert!(claim(&*store, "node-b", 20, 10).await.is_empty());
     assert_eq!(store.count_outbound_registrations().await.unwrap(), 0);
 }
@@ -139,6 +174,7 @@ async fn futures_join(store: &Arc<dyn Database>, nodes: usize) -> Vec<Vec<Lease>
 
 on_both_backends!(
     nodes_share_registrations_without_overlap,
+    a_lapsed_node_whose_leases_nobody_took_holds_nothing_on_renewal,
     leases_of_deleted_registrations_go_away,
     concurrent_claims_are_disjoint,
 );

@@ -86,6 +86,26 @@ async fn versions_name_what_the_engine_loads(backend: Backend) {
     .into_iter()
     .collect();
     assert_eq!(versions, expected);
+
+    // What the nodes share: counted on SQLite, kept by triggers on PostgreSQL.
+    assert_eq!(store.count_outbound_registrations().await.unwrap(), 3);
+    let mut registering = silent.clone();
+    registering.registration = true;
+    registering.updated_at = Timestamp::from_micros(10_000);
+    store
+        .update_phone_number(&registering, silent.updated_at)
+        .await
+        .unwrap();
+    assert_eq!(store.count_outbound_registrations().await.unwrap(), 4);
+    store
+        .delete_phone_number(&account, &older.id.to_string())
+        .await
+        .unwrap();
+    store
+        .delete_registration(&account, registration)
+        .await
+        .unwrap();
+    assert_eq!(store.count_outbound_registrations().await.unwrap(), 2);
 }
 
 on_both_backends!(versions_name_what_the_engine_loads);

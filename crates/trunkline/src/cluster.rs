@@ -1,18 +1,22 @@
 //! Keeping this node's registration leases when nodes share a PostgreSQL database: every
-//! `cluster.renew_secs` it renews what it holds, then claims or hands over registrations so
-//! that each node whose engine runs holds about an equal share, and tells the engine
-//! ([`Ownership`]) what it gained, gave up or lost.
+//! `cluster.renew_secs` it renews its own lease (one row, covering every registration it
+//! holds), then claims or hands over registrations so that each node whose engine runs holds
+//! about an equal share, and tells the engine ([`Ownership`]) what it gained, gave up or lost.
 //!
 //! - **Share**: `⌈registrations / nodes registering⌉` (nodes heard from within a lease, per
-//!   `cluster_nodes`); claims go up to it, at most [`CLAIM_BATCH`] a round; a node more than one
-//!   over it hands the excess over (a node joined): the engine unregisters its own contact at
-//!   once, and the lease is released a round later (the unregister's time to land), for
-//!   another node to claim.
+//!   `cluster_nodes`; the total kept by triggers, not counted); claims go up to it, at most
+//!   [`CLAIM_BATCH`] a round; a node more than one over it hands the excess over (a node
+//!   joined): the engine unregisters its own contact at once, and the lease is released a
+//!   round later (the unregister's time to land), for another node to claim.
 //! - **Fencing**: when renewals fail (the database is unreachable) for `lease − renew`, the
-//!   leases may lapse before the next renewal could succeed: the engine drops everything at
+//!   lease may lapse before the next renewal could succeed: the engine drops everything at
 //!   once, sending nothing more (a REGISTER in flight may finish), well before another node
-//!   can claim them (at `lease` after the last renewal). Lease times are the nodes' clocks:
-//!   keep them in sync (NTP); a skew eats into that margin.
+//!   can claim them (at `lease` after the last renewal). A renewal that finds the lease
+//!   lapsed (the process was paused) drops everything too: the database has released what
+//!   nobody took. Lease times are the nodes' clocks: keep them in sync (NTP); a skew eats
+//!   into that margin.
+//! - **Drift**: each round compares how many leases the database says this node holds with
+//!   the engine's set (one index count); only when they differ are the leases read.
 //! - **Stop**: the engine unregisters what it holds (as on one node), then the leases are
 //!   released, so the other nodes take the registrations over on their next round: a gap of
 //!   at most `renew_secs` without a binding, and never two nodes' contacts at once.
@@ -87,21 +91,25 @@ pub async fn keep_leases(
         let now = Timestamp::now();
         let until = now.plus(times.lease);
         let asked = Instant::now();
-        match store.renew_leases(&node_id, now, until).await {
-            Ok(held) => {
-                // Counted from when the renewal was asked: the rows' expiry is `until`.
+        match store.renew_node_lease(&node_id, now, until).await {
+            Ok(held_all_along) => {
+                // Counted from when the renewal was asked: the lease runs to `until`.
                 renewed = asked;
                 ownership.renewed(asked.into_std(), times.lease, times.renew);
-                let held: HashSet<_> = held.into_iter().collect();
-                let lost: Vec<_> = ownership
-                    .owned()
-                    .into_iter()
-                    .filter(|id| !held.contains(id))
-                    .collect();
-                ownership.lose(lost);
+                if !held_all_along {
+                    // Lapsed (a pause, or the database unreachable): another node may have
+                    // taken any of them, and what was left is released.
+                    if !ownership.is_empty() {
+                        tracing::warn!(
+                            "this node's lease lapsed: its registrations go back to the pool"
+                        );
+                    }
+                    ownership.lose(ownership.owned().into_iter().collect());
+                    handing_over.clear();
+                }
             }
             Err(err) => {
-                tracing::warn!(error = %err, "cannot renew registration leases");
+                tracing::warn!(error = %err, "cannot renew this node's lease");
                 if renewed.elapsed() + times.renew >= times.lease && !ownership.is_empty() {
                     tracing::error!(
                         "registration leases may lapse before they can be renewed: \
@@ -111,6 +119,9 @@ pub async fn keep_leases(
                 }
                 continue;
             }
+        }
+        if let Err(err) = reconcile(&*store, &node_id, &ownership, &handing_over).await {
+            tracing::warn!(error = %err, "cannot read this node's leases");
         }
         // Handed over last round: the engine has had a round to unregister them.
         if !handing_over.is_empty() {
@@ -134,6 +145,41 @@ pub async fn keep_leases(
     }
 }
 
+/// Makes the engine's set what the database says this node holds, when the two counts differ
+/// (one cheap count a round otherwise): a registration deleted meanwhile is forgotten (the
+/// engine unregisters it on the deletion itself); one held but unknown (this node restarted
+/// within its lease) is gained.
+async fn reconcile(
+    store: &dyn Database,
+    node_id: &str,
+    ownership: &Ownership,
+    handing_over: &[uuid::Uuid],
+) -> Result<(), trunkline_core::StoreError> {
+    let expected = (ownership.len() + handing_over.len()) as u64;
+    if store.held_lease_count(node_id).await? == expected {
+        return Ok(());
+    }
+    let held = store.held_leases(node_id).await?;
+    let held_ids: HashSet<_> = held.iter().map(|lease| lease.registration_id).collect();
+    let gone: Vec<_> = ownership
+        .owned()
+        .into_iter()
+        .filter(|id| !held_ids.contains(id))
+        .collect();
+    ownership.forget(&gone);
+    let owned = ownership.owned();
+    ownership.gain(
+        held.into_iter()
+            .filter(|lease| {
+                !owned.contains(&lease.registration_id)
+                    && !handing_over.contains(&lease.registration_id)
+            })
+            .map(|lease| (lease.tenant, lease.registration_id))
+            .collect(),
+    );
+    Ok(())
+}
+
 /// Claims up to this node's share, or hands over what is beyond it (into `handing_over`).
 async fn rebalance(
     store: &dyn Database,
@@ -143,7 +189,7 @@ async fn rebalance(
     ownership: &Ownership,
     handing_over: &mut Vec<uuid::Uuid>,
 ) -> Result<(), trunkline_core::StoreError> {
-    let (since, until) = (now.minus(lease), now.plus(lease));
+    let since = now.minus(lease);
     let nodes = store
         .cluster_nodes(since)
         .await?
@@ -156,7 +202,7 @@ async fn rebalance(
     let owned = ownership.len() as u64;
     if owned < share {
         let limit = (share - owned).min(CLAIM_BATCH) as u32;
-        let claimed = store.claim_leases(node_id, now, until, limit).await?;
+        let claimed = store.claim_leases(node_id, now, limit).await?;
         ownership.gain(
             claimed
                 .into_iter()

@@ -19,6 +19,10 @@ pub(crate) type Db = sqlx::Postgres;
 /// Row locking for lease claims: rows another node is claiming are passed over.
 pub(crate) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
+/// How many outbound registrations there are: the slots the triggers of migration 0008 keep.
+pub(crate) const OUTBOUND_COUNT: &str =
+    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM outbound_counts";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections per node; a node's work is a few statements at a time, many nodes share one

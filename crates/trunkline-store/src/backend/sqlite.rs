@@ -20,6 +20,10 @@ pub(crate) type Db = sqlx::Sqlite;
 /// Row locking for lease claims: none (one writer at a time, `BEGIN IMMEDIATE`).
 pub(crate) const SKIP_LOCKED: &str = "";
 
+/// How many outbound registrations there are: counted (one node shares them with nobody).
+pub(crate) const OUTBOUND_COUNT: &str = "SELECT COUNT(*) FROM (SELECT id FROM registrations \
+     UNION ALL SELECT id FROM phone_numbers WHERE registration) AS o";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Concurrent readers; SQLite in WAL mode lets them run beside the writer.

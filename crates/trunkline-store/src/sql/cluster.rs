@@ -60,11 +60,19 @@ impl SqlStore {
     }
 
     pub(crate) async fn forget_node(&self, node_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM cluster_nodes WHERE node_id = $1")
-            .bind(node_id)
-            .execute(&self.writer)
-            .await
-            .map_err(db)?;
+        // A lease row's holder always has a row here (see `leases`): release first.
+        let mut tx = self.write_tx().await?;
+        for sql in [
+            "UPDATE registration_leases SET node_id = '' WHERE node_id = $1",
+            "DELETE FROM cluster_nodes WHERE node_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(node_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 }

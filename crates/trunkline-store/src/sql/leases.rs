@@ -1,15 +1,19 @@
 // Included into each backend module as `leases`: which node registers each outbound
-// registration. Claims of several nodes never overlap: a registration without a lease row is
-// taken by `INSERT … ON CONFLICT DO NOTHING` (a second inserter waits for the first's commit,
-// then inserts nothing); an expired lease by an `UPDATE` of rows selected with
+// registration. A lease row names its holder (or '' once released); the holder's own lease,
+// `cluster_nodes.lease_until`, covers all of its rows, so renewing is one row's write however
+// many registrations a node holds. A row is claimable when it has no holder, or its holder's
+// lease has lapsed. Claims of several nodes never overlap: a registration without a lease row
+// is taken by `INSERT … ON CONFLICT DO NOTHING` (a second inserter waits for the first's
+// commit, then inserts nothing); a claimable row by an `UPDATE` of rows selected with
 // `super::SKIP_LOCKED` (PostgreSQL: rows another claimer holds are passed over, not waited
-// for) and re-checked as expired in the update itself.
+// for) and re-checked as claimable in the update itself. A lease row goes with its
+// registration (`registrations::forget_engine_rows`).
 
 use trunkline_core::model::Lease;
 use trunkline_core::{StoreError, Timestamp};
 use uuid::Uuid;
 
-use super::{SqlStore, SKIP_LOCKED};
+use super::{SqlStore, OUTBOUND_COUNT, SKIP_LOCKED};
 use crate::common::{db, parse_tenant, parse_uuid};
 
 /// The outbound registrations: Ultravox registrations and registering phone numbers.
@@ -22,6 +26,16 @@ const STILL_REGISTERING: &str = "(EXISTS (SELECT 1 FROM registrations r \
      WHERE r.id = registration_leases.registration_id) \
      OR EXISTS (SELECT 1 FROM phone_numbers p \
      WHERE p.id = registration_leases.registration_id AND p.registration))";
+
+/// A lease row anyone may claim at `$now` (bound as the given parameter): released, or its
+/// holder's lease lapsed. Both through the index on `node_id`; a holder always has a
+/// `cluster_nodes` row (a node's row goes only with its leases, in `forget_node`).
+fn claimable(now: &str) -> String {
+    format!(
+        "(registration_leases.node_id = '' OR registration_leases.node_id IN \
+         (SELECT node_id FROM cluster_nodes WHERE lease_until < {now}))"
+    )
+}
 
 fn lease(row: (String, String, i64)) -> Result<Lease, StoreError> {
     Ok(Lease {
@@ -36,43 +50,42 @@ impl SqlStore {
         &self,
         node: &str,
         now: Timestamp,
-        until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut tx = self.write_tx().await?;
-        // Leases of registrations that are gone.
+        // Leases of registrations that stopped registering, once nobody holds them.
         sqlx::query(&format!(
-            "DELETE FROM registration_leases WHERE expires_at < $1 AND NOT {STILL_REGISTERING}"
+            "DELETE FROM registration_leases WHERE {} AND NOT {STILL_REGISTERING}",
+            claimable("$1")
         ))
         .bind(now.micros())
         .execute(&mut *tx)
         .await
         .map_err(db)?;
         let mut rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-            "INSERT INTO registration_leases (registration_id, tenant_id, node_id, expires_at, token) \
-             SELECT o.id, o.tenant_id, $1, $2, 1 FROM ({OUTBOUND}) AS o \
+            "INSERT INTO registration_leases (registration_id, tenant_id, node_id, token) \
+             SELECT o.id, o.tenant_id, $1, 1 FROM ({OUTBOUND}) AS o \
              WHERE NOT EXISTS (SELECT 1 FROM registration_leases l WHERE l.registration_id = o.id) \
-             ORDER BY o.id LIMIT $3 \
+             ORDER BY o.id LIMIT $2 \
              ON CONFLICT (registration_id) DO NOTHING \
              RETURNING registration_id, tenant_id, token"
         ))
         .bind(node)
-        .bind(until.micros())
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
         let left = i64::from(limit).saturating_sub(rows.len() as i64);
         if left > 0 {
+            let claimable = claimable("$2");
             let taken: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-                "UPDATE registration_leases SET node_id = $1, expires_at = $2, token = token + 1 \
-                 WHERE expires_at < $3 AND registration_id IN (SELECT registration_id \
-                 FROM registration_leases WHERE expires_at < $3 ORDER BY registration_id \
-                 LIMIT $4{SKIP_LOCKED}) \
+                "UPDATE registration_leases SET node_id = $1, token = token + 1 \
+                 WHERE {claimable} AND registration_id IN (SELECT registration_id \
+                 FROM registration_leases WHERE {claimable} ORDER BY registration_id \
+                 LIMIT $3{SKIP_LOCKED}) \
                  RETURNING registration_id, tenant_id, token"
             ))
             .bind(node)
-            .bind(until.micros())
             .bind(now.micros())
             .bind(left)
             .fetch_all(&mut *tx)
@@ -84,27 +97,67 @@ impl SqlStore {
         rows.into_iter().map(lease).collect()
     }
 
-    pub(crate) async fn renew_leases(
+    pub(crate) async fn renew_node_lease(
         &self,
         node: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        // A registration deleted (or no longer registering) is not renewed: its lease runs
-        // out, the holder's engine (told of the deletion meanwhile) has unregistered it, and
-        // the next claim round drops the row.
-        let ids: Vec<String> = sqlx::query_scalar(&format!(
-            "UPDATE registration_leases SET expires_at = $3 \
-             WHERE node_id = $1 AND expires_at >= $2 AND {STILL_REGISTERING} \
-             RETURNING registration_id"
-        ))
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE cluster_nodes SET lease_until = $3 WHERE node_id = $1 AND lease_until >= $2",
+        )
         .bind(node)
         .bind(now.micros())
         .bind(until.micros())
-        .fetch_all(&self.writer)
+        .execute(&self.writer)
         .await
         .map_err(db)?;
-        ids.iter().map(|id| parse_uuid(id)).collect()
+        if renewed.rows_affected() == 1 {
+            return Ok(true);
+        }
+        // Lapsed (or never held): whatever still names this node may have been taken and
+        // given back meanwhile; it starts again holding nothing.
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE registration_leases SET node_id = '' WHERE node_id = $1")
+            .bind(node)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO cluster_nodes (node_id, started_at, last_heartbeat, owned, registers, \
+             lease_until) VALUES ($1, $2, $2, 0, TRUE, $3) \
+             ON CONFLICT (node_id) DO UPDATE SET lease_until = excluded.lease_until",
+        )
+        .bind(node)
+        .bind(now.micros())
+        .bind(until.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(false)
+    }
+
+    pub(crate) async fn held_lease_count(&self, node: &str) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM registration_leases WHERE node_id = $1")
+                .bind(node)
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db)?;
+        Ok(count.max(0) as u64)
+    }
+
+    pub(crate) async fn held_leases(&self, node: &str) -> Result<Vec<Lease>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT registration_id, tenant_id, token FROM registration_leases \
+             WHERE node_id = $1 ORDER BY registration_id",
+        )
+        .bind(node)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?;
+        rows.into_iter().map(lease).collect()
     }
 
     pub(crate) async fn release_leases(
@@ -112,19 +165,17 @@ impl SqlStore {
         node: &str,
         ids: Option<&[Uuid]>,
     ) -> Result<u64, StoreError> {
-        // Expiry 0 rather than DELETE: the row keeps its token, so the next holder's is higher.
+        // The row stays, without a holder: it keeps its token, so the next holder's is higher.
         let done = match ids {
-            None => sqlx::query(
-                "UPDATE registration_leases SET expires_at = 0 WHERE node_id = $1",
-            )
-            .bind(node)
-            .execute(&self.writer)
-            .await
-            .map_err(db)?,
+            None => sqlx::query("UPDATE registration_leases SET node_id = '' WHERE node_id = $1")
+                .bind(node)
+                .execute(&self.writer)
+                .await
+                .map_err(db)?,
             Some([]) => return Ok(0),
             Some(ids) => {
                 let mut query = sqlx::QueryBuilder::<super::Db>::new(
-                    "UPDATE registration_leases SET expires_at = 0 WHERE node_id = ",
+                    "UPDATE registration_leases SET node_id = '' WHERE node_id = ",
                 );
                 query.push_bind(node).push(" AND registration_id IN (");
                 let mut list = query.separated(", ");
@@ -144,7 +195,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn count_outbound_registrations(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({OUTBOUND}) AS o"))
+        let count: i64 = sqlx::query_scalar(OUTBOUND_COUNT)
             .fetch_one(&self.reader)
             .await
             .map_err(db)?;

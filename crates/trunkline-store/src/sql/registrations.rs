@@ -209,8 +209,8 @@ impl SqlStore {
 }
 
 /// Deletes what the engine wrote about a registration (status, history, the binding recorded
-/// for a node taking over) inside `tx`. Its lease is not deleted here: the holder stops
-/// renewing it (see `leases`), and meanwhile its engine unregisters.
+/// for a node taking over) and its lease inside `tx`. Nobody can claim a registration that is
+/// gone; its holder's engine, told of the deletion, unregisters it.
 pub(crate) async fn forget_engine_rows(
     tx: &mut Transaction<'static, Db>,
     tenant: &AccountId,
@@ -220,6 +220,7 @@ pub(crate) async fn forget_engine_rows(
         "DELETE FROM registration_status WHERE tenant_id = $1 AND registration_id = $2",
         "DELETE FROM registration_history WHERE tenant_id = $1 AND registration_id = $2",
         "DELETE FROM registration_bindings WHERE tenant_id = $1 AND registration_id = $2",
+        "DELETE FROM registration_leases WHERE tenant_id = $1 AND registration_id = $2",
     ] {
         sqlx::query(sql)
             .bind(tenant.as_str())

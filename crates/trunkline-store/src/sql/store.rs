@@ -368,19 +368,26 @@ impl Store for SqlStore {
         &self,
         node: &str,
         now: Timestamp,
-        until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lease>, StoreError> {
-        SqlStore::claim_leases(self, node, now, until, limit).await
+        SqlStore::claim_leases(self, node, now, limit).await
     }
 
-    async fn renew_leases(
+    async fn renew_node_lease(
         &self,
         node: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        SqlStore::renew_leases(self, node, now, until).await
+    ) -> Result<bool, StoreError> {
+        SqlStore::renew_node_lease(self, node, now, until).await
+    }
+
+    async fn held_lease_count(&self, node: &str) -> Result<u64, StoreError> {
+        SqlStore::held_lease_count(self, node).await
+    }
+
+    async fn held_leases(&self, node: &str) -> Result<Vec<Lease>, StoreError> {
+        SqlStore::held_leases(self, node).await
     }
 
     async fn release_leases(&self, node: &str, ids: Option<&[Uuid]>) -> Result<u64, StoreError> {
