@@ -357,7 +357,14 @@ pub trait Store: Send + Sync + 'static {
 
     // --- bindings the engine made (where nodes share the database) ---
     async fn record_binding(&self, binding: &RecordedBinding) -> Result<(), StoreError>;
-    async fn forget_binding(&self, tenant: &AccountId, id: Uuid) -> Result<(), StoreError>;
+    /// Forgets the binding `node` recorded for `id` (none other: by then another node may
+    /// hold the registration and have recorded its own).
+    async fn forget_binding(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        node: &str,
+    ) -> Result<(), StoreError>;
     /// The recorded Contact of each of `ids` that has one.
     async fn bound_contacts(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError>;
 

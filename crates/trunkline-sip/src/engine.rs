@@ -1020,10 +1020,11 @@ impl Core {
                 slot.recorded_contact = contact;
                 let store = self.store.clone();
                 let tenant = slot.registration.tenant.clone();
+                let node_id = ownership.node_id().to_owned();
                 let record = binding.map(|(contact, expires_at)| RecordedBinding {
                     tenant: tenant.clone(),
                     registration_id: id,
-                    node_id: ownership.node_id().to_owned(),
+                    node_id: node_id.clone(),
                     contact: contact.to_string(),
                     call_id: slot.call_id.to_string(),
                     cseq: slot.cseq,
@@ -1032,7 +1033,7 @@ impl Core {
                 self.store_runtime.spawn(async move {
                     let written = match record {
                         Some(record) => store.record_binding(&record).await,
-                        None => store.forget_binding(&tenant, id).await,
+                        None => store.forget_binding(&tenant, id, &node_id).await,
                     };
                     if let Err(err) = written {
                         tracing::warn!(error = %err, %id, "cannot record a registration's binding");

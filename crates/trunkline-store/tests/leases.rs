@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use trunkline_core::model::Lease;
+use trunkline_core::model::{Lease, RecordedBinding};
 use trunkline_core::Timestamp;
 use trunkline_store::{Backend, Database};
 use uuid::Uuid;
@@ -133,6 +133,52 @@ async fn leases_of_deleted_registrations_go_away(backend: Backend) {
     assert_eq!(store.count_outbound_registrations().await.unwrap(), 0);
 }
 
+async fn bindings_are_recorded_and_forgotten_by_the_holder_only(backend: Backend) {
+    let (_db, store, tenant) = store_with_tenant(backend).await;
+    let id = registration(&*store, &tenant, "moving", Timestamp::now()).await;
+    let record = |node: &str, contact: &str| RecordedBinding {
+        tenant: tenant.clone(),
+        registration_id: id,
+        node_id: node.to_owned(),
+        contact: contact.to_owned(),
+        call_id: format!("{node}@trunkline"),
+        cseq: 2,
+        expires_at: at(3600),
+    };
+    let contacts = || async { store.bound_contacts(&[id]).await.unwrap() };
+    for node in ["node-a", "node-b"] {
+        renew(&*store, node, 0).await;
+    }
+    assert_eq!(claim(&*store, "node-a", 0, 10).await.len(), 1);
+    store
+        .record_binding(&record("node-a", "sip:a"))
+        .await
+        .unwrap();
+    // A node without the lease records nothing.
+    store
+        .record_binding(&record("node-b", "sip:b"))
+        .await
+        .unwrap();
+    assert_eq!(contacts().await, vec![(id, "sip:a".to_owned())]);
+
+    // Handed over: b records its own; a's late unregister forgets nothing of b's, nor does
+    // a late record of a's replace it.
+    store.release_leases("node-a", None).await.unwrap();
+    assert_eq!(claim(&*store, "node-b", 1, 10).await.len(), 1);
+    store
+        .record_binding(&record("node-b", "sip:b"))
+        .await
+        .unwrap();
+    store.forget_binding(&tenant, id, "node-a").await.unwrap();
+    store
+        .record_binding(&record("node-a", "sip:a"))
+        .await
+        .unwrap();
+    assert_eq!(contacts().await, vec![(id, "sip:b".to_owned())]);
+    store.forget_binding(&tenant, id, "node-b").await.unwrap();
+    assert!(contacts().await.is_empty());
+}
+
 async fn concurrent_claims_are_disjoint(backend: Backend) {
     let (_db, store, tenant) = store_with_tenant(backend).await;
     for n in 0..200 {
@@ -176,5 +222,6 @@ on_both_backends!(
     nodes_share_registrations_without_overlap,
     a_lapsed_node_whose_leases_nobody_took_holds_nothing_on_renewal,
     leases_of_deleted_registrations_go_away,
+    bindings_are_recorded_and_forgotten_by_the_holder_only,
     concurrent_claims_are_disjoint,
 );

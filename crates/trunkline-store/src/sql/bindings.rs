@@ -10,9 +10,13 @@ use crate::common::{db, parse_uuid};
 
 impl SqlStore {
     pub(crate) async fn record_binding(&self, b: &RecordedBinding) -> Result<(), StoreError> {
+        // Only by the lease's holder: a node that lost it meanwhile must not overwrite what the
+        // next holder recorded.
         sqlx::query(
             "INSERT INTO registration_bindings (registration_id, tenant_id, node_id, contact, \
-             call_id, cseq, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             call_id, cseq, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE EXISTS (SELECT 1 FROM registration_leases \
+             WHERE registration_id = $1 AND node_id = $3) \
              ON CONFLICT (registration_id) DO UPDATE SET tenant_id = excluded.tenant_id, \
              node_id = excluded.node_id, contact = excluded.contact, call_id = excluded.call_id, \
              cseq = excluded.cseq, expires_at = excluded.expires_at",
@@ -34,10 +38,18 @@ impl SqlStore {
         &self,
         tenant: &AccountId,
         id: Uuid,
+        node: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM registration_bindings WHERE tenant_id = $1 AND registration_id = $2")
-            .bind(tenant.as_str())
-            .bind(id.to_string())
+        // Only this node's record: the registration may be another node's by now, which
+        // recorded its own binding (a handover's unregister can land after the next holder's
+        // first REGISTER).
+        sqlx::query(
+            "DELETE FROM registration_bindings \
+             WHERE tenant_id = $1 AND registration_id = $2 AND node_id = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .bind(node)
             .execute(&self.writer)
             .await
             .map_err(db)?;

@@ -402,8 +402,13 @@ impl Store for SqlStore {
         SqlStore::record_binding(self, binding).await
     }
 
-    async fn forget_binding(&self, tenant: &AccountId, id: Uuid) -> Result<(), StoreError> {
-        SqlStore::forget_binding(self, tenant, id).await
+    async fn forget_binding(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        SqlStore::forget_binding(self, tenant, id, node).await
     }
 
     async fn bound_contacts(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError> {
