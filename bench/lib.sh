@@ -75,3 +75,154 @@ sip_ping() {
     exec 3<&-
     [[ $reply == "SIP/2.0 200"* ]]
 }
+
+# --- the Kamailio registrar the outbound benchmarks register with ---------------------------------
+# Used by bench/register.sh and bench/cluster.sh. The caller sets KAMAILIO, KAMCMD, SCHEMA,
+# REG_DIR, REG_DB, REG_SOCK, REG_PORT, REALM, EXPIRES (and optionally REG_MAXBUFFER, REG_PID="").
+# registrar_prepare USERS: a fresh database (WAL) with USERS subscribers, and the configuration.
+registrar_prepare() {
+    local users=$1
+    stop_pid "$REG_PID"; REG_PID=""
+    mkdir -p "$REG_DIR"
+    rm -f "$REG_DB" "$REG_DB-wal" "$REG_DB-shm"
+    {
+        echo "PRAGMA journal_mode=WAL;"
+        cat "$SCHEMA/standard-create.sql" "$SCHEMA/auth_db-create.sql" "$SCHEMA/usrloc-create.sql"
+        echo "BEGIN;"
+        awk -v n="$users" -v realm="$REALM" -v q="'" 'BEGIN { for (i = 1; i <= n; i++)
+            printf "INSERT INTO subscriber (username, domain, password) VALUES (%sbu%06d%s, %s%s%s, %spw-%06d%s);\n",
+                q, i, q, q, realm, q, q, i, q }'
+        echo "COMMIT;"
+    } | sqlite3 -bail "$REG_DB" | grep -qx wal || die "registrar database: not in WAL mode"
+    [ "$(sqlite3 "$REG_DB" 'SELECT COUNT(*) FROM subscriber')" = "$users" ] || die "registrar: subscriber count"
+    cat >"$REG_DIR/kamailio.cfg" <<EOF
+#!KAMAILIO
+# Registrar for the outbound benchmarks (bench/lib.sh): auth_db + usrloc db_mode 1 (write-through) on SQLite (WAL).
+debug=0
+log_stderror=yes
+children=1
+tcp_children=1
+disable_tcp=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+sip_warning=no
+listen=udp:127.0.0.1:$REG_PORT
+
+loadmodule "kex.so"
+loadmodule "ctl.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "htable.so"
+loadmodule "statistics.so"
+loadmodule "db_sqlite.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+
+modparam("ctl", "binrpc", "unix:$REG_SOCK")
+modparam("htable", "htable", "seen=>size=17;autoexpire=40;")
+modparam("statistics", "variable", "bench_retransmissions")
+modparam("statistics", "variable", "bench_requests")
+modparam("statistics", "variable", "bench_saved")
+modparam("usrloc", "db_url", "sqlite:///$REG_DB")
+modparam("usrloc", "db_mode", 1)
+modparam("usrloc", "use_domain", 0)
+# Only the worker writes to SQLite: db_sqlite 5.6 sets no busy timeout, and the usrloc timer
+# deleting lapsed bindings (every 60 s by default) collided with saves ("database is locked": 500s,
+# and fresh 401s from auth_db). Expired rows stay in the table; the live count checks expires.
+modparam("usrloc", "timer_interval", 3600)
+modparam("registrar", "default_expires", $EXPIRES)
+modparam("registrar", "min_expires", $EXPIRES)
+modparam("registrar", "max_expires", $EXPIRES)
+modparam("auth_db", "db_url", "sqlite:///$REG_DB")
+modparam("auth_db", "use_domain", 0)
+modparam("auth_db", "calculate_ha1", 1)
+modparam("auth_db", "password_column", "password")
+modparam("auth", "algorithm", "MD5")
+modparam("auth", "qop", "auth")
+modparam("auth", "nonce_expire", $(( EXPIRES * 2 > 300 ? EXPIRES * 2 : 300 )))
+
+request_route {
+    if (is_method("OPTIONS")) {
+        sl_send_reply("200", "OK");
+        exit;
+    }
+    if (!is_method("REGISTER")) {
+        sl_send_reply("405", "Method Not Allowed");
+        exit;
+    }
+    # A retransmission repeats Call-ID and CSeq; every new request of a client increments CSeq.
+    \$var(key) = \$ci + "/" + \$cs;
+    if (\$sht(seen=>\$var(key)) != \$null) {
+        \$var(retransmission) = 1;
+        update_stat("bench_retransmissions", "+1");
+    } else {
+        \$var(retransmission) = 0;
+        \$sht(seen=>\$var(key)) = 1;
+        update_stat("bench_requests", "+1");
+    }
+    if (!www_authenticate("$REALM", "subscriber")) {
+        \$var(rc) = \$rc;
+        if (\$var(rc) == -4) {
+            www_challenge("$REALM", "17");
+        } else {
+            www_challenge("$REALM", "1");
+        }
+        exit;
+    }
+    if (!save("location")) {
+        sl_reply_error();
+        exit;
+    }
+    if (\$var(retransmission) == 0) {
+        update_stat("bench_saved", "+1");
+    }
+    exit;
+}
+EOF
+    "$KAMAILIO" -c -f "$REG_DIR/kamailio.cfg" >"$REG_DIR/check.log" 2>&1 || { cat "$REG_DIR/check.log" >&2; die "registrar config"; }
+}
+
+# registrar_start LOGNAME: empties `location` and starts the registrar; returns once it answers.
+registrar_start() {
+    local name=$1 i
+    stop_pid "$REG_PID"; REG_PID=""
+    sqlite3 "$REG_DB" 'DELETE FROM location; DELETE FROM location_attrs; PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+    rm -f "$REG_SOCK"
+    "$KAMAILIO" -DD -E -f "$REG_DIR/kamailio.cfg" -w "$REG_DIR" -P "$REG_DIR/kamailio.pid" -m 1024 -M 64 \
+        ${REG_MAXBUFFER:+-b "$REG_MAXBUFFER"} >/dev/null \
+        2>"$REG_DIR/$name.log" &
+    REG_PID=$!
+    for i in $(seq 100); do
+        kill -0 "$REG_PID" 2>/dev/null || { tail -20 "$REG_DIR/$name.log" >&2; die "registrar exited"; }
+        if [ -S "$REG_SOCK" ] && sip_ping "$REG_PORT"; then return 0; fi
+        sleep 0.2
+    done
+    die "registrar does not answer"
+}
+
+reg_stats() { "$KAMCMD" -s "unix:$REG_SOCK" stats.get_statistics all >"$1" 2>&1 || true; }
+# location_count: every row, and the rows not yet expired (db_sqlite stores Julian days, UTC).
+location_count() {
+    sqlite3 -cmd '.timeout 2000' "$REG_DB" \
+        "SELECT COUNT(*), COALESCE(SUM(expires > julianday('now')), 0) FROM location" 2>/dev/null | tr '|' ' ' || echo "0 0"
+}
+
+
+# api_seed HTTP_PORT API_KEY COUNT DIR: COUNT Ultravox registrations bu000001… (password
+# pw-000001…, proxy 127.0.0.1:$REG_PORT) created through trunkline's API on HTTP_PORT: one curl
+# process, 16 requests in flight. Dies unless every answer is a 201.
+api_seed() {
+    local port=$1 key=$2 count=$3 dir=$4
+    awk -v n="$count" -v key="$key" -v port="$REG_PORT" -v http="$port" 'BEGIN { for (i = 1; i <= n; i++) {
+        printf "url = \"http://127.0.0.1:%s/api/sip/registrations\"\nheader = \"X-API-Key: %s\"\n", http, key
+        printf "header = \"Content-Type: application/json\"\noutput = \"/dev/null\"\nwrite-out = \"%%{http_code}\\n\"\n"
+        printf "data = \"{\\\"username\\\":\\\"bu%06d\\\",\\\"password\\\":\\\"pw-%06d\\\",\\\"proxy\\\":\\\"127.0.0.1:%s\\\"}\"\n", i, i, port
+        if (i < n) print "next" } }' >"$dir/seed.curl"
+    curl -s --no-progress-meter --parallel --parallel-max 16 -K "$dir/seed.curl" 2>"$dir/seed.err" | sort | uniq -c >"$dir/seed.codes"
+    rm -f "$dir/seed.curl"
+    [ "$(awk '$2 == 201 { print $1 }' "$dir/seed.codes")" = "$count" ] || { cat "$dir/seed.codes" "$dir/seed.err" >&2; die "seeding: not every request was a 201"; }
+}

@@ -44,6 +44,9 @@ pub struct ClusterNode {
     pub owned: u64,
     /// Whether its engine runs: registrations are shared among such nodes.
     pub registers: bool,
+    /// Until when its registration leases hold (kept by the lease keeper, not the heartbeat;
+    /// 0 for a node that holds none).
+    pub lease_until: Timestamp,
 }
 
 /// A node's claim on one outbound registration: it alone registers it until the lease

@@ -607,8 +607,13 @@ impl Core {
         }
     }
 
-    /// Re-reads one registration in the background; see [`Load::Loaded`].
+    /// Re-reads one registration in the background; see [`Load::Loaded`]. Not one another
+    /// node holds: every node hears of every change, and only the holder reads it (one that
+    /// nobody holds yet is read by the node that claims it).
     fn reload(&mut self, tenant: AccountId, id: Uuid) {
+        if !self.owns(id) {
+            return;
+        }
         self.next_ticket += 1;
         let ticket = self.next_ticket;
         self.reloading.insert(id, ticket);

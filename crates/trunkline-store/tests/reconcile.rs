@@ -98,7 +98,7 @@ async fn versions_name_what_the_engine_loads(backend: Backend) {
         .unwrap();
     assert_eq!(store.count_outbound_registrations().await.unwrap(), 4);
     store
-        .delete_phone_number(&account, &older.id.to_string())
+        .delete_phone_number(&account, &older.phone_number)
         .await
         .unwrap();
     store

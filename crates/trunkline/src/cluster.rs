@@ -5,7 +5,8 @@
 //!
 //! - **Share**: `⌈registrations / nodes registering⌉` (nodes heard from within a lease, per
 //!   `cluster_nodes`; the total kept by triggers, not counted); claims go up to it, at most
-//!   [`CLAIM_BATCH`] a round; a node more than one over it hands the excess over (a node
+//!   [`CLAIM_BATCH`] a round, the next round 250 ms after a full batch, or just after another
+//!   node's lease lapses (it stopped renewing) if that comes first; a node more than one over it hands the excess over (a node
 //!   joined): the engine unregisters its own contact at once, and the lease is released a
 //!   round later (the unregister's time to land), for another node to claim.
 //! - **Fencing**: when renewals fail (the database is unreachable) for `lease − renew`, the
@@ -39,6 +40,9 @@ pub const CLAIM_BATCH: u64 = 500;
 
 /// Rounds prompted by new registrations come at most this often.
 const ROUND_SPACING: Duration = Duration::from_millis(250);
+
+/// A round meant for another node's lapse comes this long after it.
+const LAPSE_MARGIN: Duration = Duration::from_millis(50);
 
 /// How long leases last and how often they are renewed (`cluster.*`).
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +134,7 @@ pub async fn keep_leases(
                 Err(err) => tracing::warn!(error = %err, "cannot release handed-over leases"),
             }
         }
-        if let Err(err) = rebalance(
+        match rebalance(
             &*store,
             &node_id,
             now,
@@ -140,9 +144,34 @@ pub async fn keep_leases(
         )
         .await
         {
-            tracing::warn!(error = %err, "cannot share registrations with the other nodes");
+            // A full batch, and the share not reached: the next one soon, not in `renew`.
+            Ok(Claimed::FullBatch) => tick.reset_at(last_round + ROUND_SPACING),
+            // Another node's lease lapses before the next round (it died, or it would have
+            // renewed): a round just then takes its registrations over without waiting.
+            Ok(Claimed::Enough { next_lapse }) => {
+                if let Some(lapse) = next_lapse {
+                    let wait = Duration::from_micros(
+                        u64::try_from(lapse.micros() - now.micros()).unwrap_or(0),
+                    ) + LAPSE_MARGIN;
+                    if wait < times.renew {
+                        tick.reset_at(Instant::now() + wait);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot share registrations with the other nodes");
+            }
         }
     }
+}
+
+/// What a round's claim left to do.
+enum Claimed {
+    /// The share is held, or nothing more was there to claim; `next_lapse`: the earliest
+    /// lease of another registering node still running.
+    Enough { next_lapse: Option<Timestamp> },
+    /// A whole [`CLAIM_BATCH`] was claimed: there may be more.
+    FullBatch,
 }
 
 /// Makes the engine's set what the database says this node holds, when the two counts differ
@@ -188,27 +217,36 @@ async fn rebalance(
     lease: Duration,
     ownership: &Ownership,
     handing_over: &mut Vec<uuid::Uuid>,
-) -> Result<(), trunkline_core::StoreError> {
+) -> Result<Claimed, trunkline_core::StoreError> {
     let since = now.minus(lease);
-    let nodes = store
+    let registering: Vec<_> = store
         .cluster_nodes(since)
         .await?
-        .iter()
+        .into_iter()
         .filter(|node| node.registers)
-        .count()
-        .max(1) as u64;
+        .collect();
+    let next_lapse = registering
+        .iter()
+        .filter(|node| node.node_id != node_id && node.lease_until > now)
+        .map(|node| node.lease_until)
+        .min();
+    let nodes = registering.len().max(1) as u64;
     let total = store.count_outbound_registrations().await?;
     let share = total.div_ceil(nodes);
     let owned = ownership.len() as u64;
     if owned < share {
         let limit = (share - owned).min(CLAIM_BATCH) as u32;
         let claimed = store.claim_leases(node_id, now, limit).await?;
+        let full = claimed.len() as u64 == CLAIM_BATCH;
         ownership.gain(
             claimed
                 .into_iter()
                 .map(|lease| (lease.tenant, lease.registration_id))
                 .collect(),
         );
+        if full {
+            return Ok(Claimed::FullBatch);
+        }
     } else if owned > share + 1 {
         let excess: Vec<_> = ownership
             .owned()
@@ -225,5 +263,5 @@ async fn rebalance(
         ownership.release(excess.clone());
         handing_over.extend(excess);
     }
-    Ok(())
+    Ok(Claimed::Enough { next_lapse })
 }

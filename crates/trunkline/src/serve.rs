@@ -199,6 +199,7 @@ async fn start_heartbeat(
         last_heartbeat: trunkline_core::Timestamp::now(),
         owned: 0,
         registers: config.outbound.enabled,
+        lease_until: trunkline_core::Timestamp::from_micros(0),
     };
     if let Err(err) = store.record_heartbeat(&node).await {
         tracing::warn!(error = %err, "cannot record this node's heartbeat");

@@ -14,6 +14,7 @@ struct NodeRow {
     last_heartbeat: i64,
     owned: i64,
     registers: bool,
+    lease_until: i64,
 }
 
 impl SqlStore {
@@ -40,7 +41,8 @@ impl SqlStore {
         since: Timestamp,
     ) -> Result<Vec<ClusterNode>, StoreError> {
         let rows: Vec<NodeRow> = sqlx::query_as(
-            "SELECT node_id, started_at, last_heartbeat, owned, registers FROM cluster_nodes \
+            "SELECT node_id, started_at, last_heartbeat, owned, registers, lease_until \
+             FROM cluster_nodes \
              WHERE last_heartbeat >= $1 ORDER BY node_id",
         )
         .bind(since.micros())
@@ -55,6 +57,7 @@ impl SqlStore {
                 last_heartbeat: Timestamp::from_micros(row.last_heartbeat),
                 owned: u64::try_from(row.owned).unwrap_or(0),
                 registers: row.registers,
+                lease_until: Timestamp::from_micros(row.lease_until),
             })
             .collect())
     }
