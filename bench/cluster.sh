@@ -174,7 +174,7 @@ wait_registered() {  # LABEL [DEAD_PORT]: seconds taken, or dies
     done
     calc %.1f "$(now) - $t0"
 }
-held_without() {  # NODE: the leases held by nodes other than NODE
+held_without() {  # NODE: the leases held by nodes other than NODE ("": by any node)
     psql_do trunkline "SELECT COUNT(*) FROM registration_leases WHERE node_id NOT IN ('', '$1')"
 }
 nodes_cpu() {
@@ -232,8 +232,13 @@ P_DIR=$OUT/postgres; mkdir -p "$P_DIR"
 seed "$P_DIR" "$PG_URL"
 registrar_start postgres
 log "side P: $NODES nodes registering"
+t_start=$(now)
 for i in $(seq "$NODES"); do node_start "$i" true "$P_DIR" "$PG_URL"; done
-wave=$(wait_registered "side P")
+while [ "$(held_without "")" -ne "$N" ]; do sleep 0.2; done
+all_claimed=$(calc %.1f "$(now) - $t_start")
+wait_registered "side P" >/dev/null
+wave=$(calc %.1f "$(now) - $t_start")
+log "side P: all $N leases claimed after ${all_claimed}s"
 log "side P: all $N registered after ${wave}s; settling ${SETTLE}s, then a ${WINDOW}s window"
 sleep "$SETTLE"
 pg=$(pg_postmaster)
@@ -264,7 +269,7 @@ wait_registered "failover" "$dead_port" >/dev/null
 back=$(calc %.1f "$(now) - $t_kill")
 {
     echo
-    echo "Leases per node before the kill: $(tr '\n' ' ' <"$OUT/owned.txt")"
+    echo "Side P: every lease claimed ${all_claimed}s after the nodes' launch. Leases per node before the kill: $(tr '\n' ' ' <"$OUT/owned.txt")"
     echo
     echo "Failover after SIGKILL of node-$NODES (lease ${LEASE}s, renew ${RENEW}s): all $N leases held by the survivors after ${claimed}s; one live binding per account, none of the dead node's, after ${back}s."
 } >>"$RESULTS"
