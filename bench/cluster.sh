@@ -42,12 +42,12 @@ ROOT=$(dirname "$HERE")
 source "$HERE/lib.sh"
 N=${N:-30000}
 NODES=${NODES:-3}
-EXPIRES=${EXPIRES:-600}             # asked for by the nodes; the registrar's min/default/max
+EXPIRES=${EXPIRES:-180}             # asked for by the nodes; the registrar's min/default/max
 RAMP=${RAMP:-1000}                  # per node
 LEASE=${LEASE:-15}
 RENEW=${RENEW:-5}
 WINDOW=${WINDOW:-60}                # seconds of steady state measured
-SETTLE=${SETTLE:-10}                # seconds after the wave before the window
+SETTLE=${SETTLE:-180}               # seconds after the wave before the window (refreshes under way: they come at 0.8–0.9 of EXPIRES)
 WAVE_TIMEOUT=${WAVE_TIMEOUT:-600}
 REG_PORT=${REG_PORT:-15160}
 PG_PORT=${PG_PORT:-15432}

@@ -290,9 +290,10 @@ pub trait Store: Send + Sync + 'static {
     async fn outbound_registrations(&self) -> Result<Vec<OutboundRegistration>, StoreError>;
     /// The tenant, id and version of every registration [`Store::outbound_registrations`]
     /// returns, without reading or opening anything else: what the engine's periodic reconcile
-    /// compares with its own.
+    /// compares with its own. With `holder`, only those that node holds a lease on.
     async fn outbound_registration_versions(
         &self,
+        holder: Option<&str>,
     ) -> Result<Vec<(AccountId, Uuid, Timestamp)>, StoreError>;
     /// One of them by id (an Ultravox registration id or a phone number's id); `None` when it
     /// no longer exists or no longer asks for registration.

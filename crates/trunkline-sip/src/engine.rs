@@ -461,8 +461,12 @@ impl Core {
         self.changed_since_reconcile = Some(HashSet::new());
         let store = self.store.clone();
         let loads = self.loads_tx.clone();
+        let holder = self.ownership.as_ref().map(|o| o.node_id().to_owned());
         self.store_runtime.spawn(async move {
-            match store.outbound_registration_versions().await {
+            match store
+                .outbound_registration_versions(holder.as_deref())
+                .await
+            {
                 Ok(all) => {
                     let _ = loads.send(Load::Reconcile(Some(all)));
                 }

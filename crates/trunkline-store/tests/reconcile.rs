@@ -64,7 +64,7 @@ async fn versions_name_what_the_engine_loads(backend: Backend) {
     }
 
     let versions: BTreeSet<(String, Uuid, i64)> = store
-        .outbound_registration_versions()
+        .outbound_registration_versions(None)
         .await
         .unwrap()
         .into_iter()
@@ -86,6 +86,32 @@ async fn versions_name_what_the_engine_loads(backend: Backend) {
     .into_iter()
     .collect();
     assert_eq!(versions, expected);
+
+    // A node sharing the database reconciles only what it holds.
+    let node = "node-a";
+    store
+        .renew_node_lease(
+            node,
+            Timestamp::now(),
+            Timestamp::now().plus(std::time::Duration::from_secs(15)),
+        )
+        .await
+        .unwrap();
+    let held = store.claim_leases(node, Timestamp::now(), 2).await.unwrap();
+    let mine: BTreeSet<Uuid> = store
+        .outbound_registration_versions(Some(node))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    assert_eq!(mine, held.iter().map(|l| l.registration_id).collect());
+    assert_eq!(mine.len(), 2);
+    assert!(store
+        .outbound_registration_versions(Some("node-b"))
+        .await
+        .unwrap()
+        .is_empty());
 
     // What the nodes share: counted on SQLite, kept by triggers on PostgreSQL.
     assert_eq!(store.count_outbound_registrations().await.unwrap(), 3);

@@ -90,20 +90,33 @@ impl SqlStore {
 
     pub(crate) async fn outbound_registration_versions(
         &self,
+        holder: Option<&str>,
     ) -> Result<Vec<(AccountId, Uuid, Timestamp)>, StoreError> {
         // A number's version is the later of its own and its trunk's, as in
         // `outbound_from_number` (CASE rather than a two-argument MAX, which PostgreSQL lacks).
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT tenant_id, id, updated_at FROM registrations \
+        // With a holder, only the registrations it holds a lease on (nodes sharing a database
+        // each reconcile their own share, not every registration).
+        let (lease_r, lease_p) = match holder {
+            Some(_) => (
+                " JOIN registration_leases l ON l.registration_id = r.id AND l.node_id = $1",
+                " JOIN registration_leases l ON l.registration_id = p.id AND l.node_id = $1",
+            ),
+            None => ("", ""),
+        };
+        let sql = format!(
+            "SELECT r.tenant_id, r.id, r.updated_at FROM registrations r{lease_r} \
              UNION ALL \
              SELECT p.tenant_id, p.id, \
                     CASE WHEN t.updated_at > p.updated_at THEN t.updated_at ELSE p.updated_at END \
-             FROM phone_numbers p JOIN trunks t ON t.id = p.trunk_id AND t.tenant_id = p.tenant_id \
-             WHERE p.registration",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db)?;
+             FROM phone_numbers p JOIN trunks t ON t.id = p.trunk_id AND t.tenant_id = p.tenant_id\
+             {lease_p} WHERE p.registration"
+        );
+        let mut query = sqlx::query_as(&sql);
+        if let Some(holder) = holder {
+            query = query.bind(holder);
+        }
+        let rows: Vec<(String, String, i64)> =
+            query.fetch_all(&self.reader).await.map_err(db)?;
         Ok(rows
             .into_iter()
             .filter_map(|(tenant, id, version)| {

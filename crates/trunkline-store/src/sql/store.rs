@@ -323,8 +323,9 @@ impl Store for SqlStore {
 
     async fn outbound_registration_versions(
         &self,
+        holder: Option<&str>,
     ) -> Result<Vec<(AccountId, Uuid, Timestamp)>, StoreError> {
-        SqlStore::outbound_registration_versions(self).await
+        SqlStore::outbound_registration_versions(self, holder).await
     }
 
     async fn outbound_registration(
