@@ -49,3 +49,6 @@ macro_rules! shared_statements {
 
 pub mod postgres;
 pub mod sqlite;
+
+#[cfg(test)]
+mod counts_backfill_tests;

@@ -19,7 +19,7 @@ pub(crate) type Db = sqlx::Postgres;
 /// Row locking for lease claims: rows another node is claiming are passed over.
 pub(crate) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections per node; a node's work is a few statements at a time, many nodes share one
 /// server (PostgreSQL's default `max_connections` is 100).

@@ -20,7 +20,7 @@ pub(crate) type Db = sqlx::Sqlite;
 /// Row locking for lease claims: none (one writer at a time, `BEGIN IMMEDIATE`).
 pub(crate) const SKIP_LOCKED: &str = "";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Concurrent readers; SQLite in WAL mode lets them run beside the writer.
 const READERS: u32 = 4;

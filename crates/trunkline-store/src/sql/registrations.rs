@@ -179,11 +179,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn count_registrations(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count(
-            "SELECT COUNT(*) FROM registrations WHERE tenant_id = $1",
-            tenant,
-        )
-        .await
+        self.tenant_count(tenant, "registrations").await
     }
 
     pub(crate) async fn registration_password(
