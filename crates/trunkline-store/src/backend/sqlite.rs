@@ -20,6 +20,9 @@ pub(crate) type Db = sqlx::Sqlite;
 /// Row locking for lease claims: none (one writer at a time, `BEGIN IMMEDIATE`).
 pub(crate) const SKIP_LOCKED: &str = "";
 
+/// A statement a constraint refuses is undone alone; its transaction goes on (`group_commit`).
+pub(crate) const SAVEPOINT_PER_ROW: bool = false;
+
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Concurrent readers; SQLite in WAL mode lets them run beside the writer.
@@ -29,6 +32,8 @@ pub struct SqlStore {
     pub(crate) reader: SqlitePool,
     pub(crate) writer: SqlitePool,
     pub(crate) sealer: Sealer,
+    /// Creates gathered into shared transactions, on `writer`.
+    pub(crate) group_commit: group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -73,6 +78,7 @@ impl SqlStore {
             .map_err(OpenError::Connect)?;
         Ok(Self {
             reader,
+            group_commit: group_commit::GroupCommit::start(writer.clone()),
             writer,
             sealer,
         })
@@ -86,8 +92,17 @@ impl SqlStore {
     }
 
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Db>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        begin_write(&self.writer).await.map_err(db)
     }
+}
+
+/// A write transaction on `writer`: `BEGIN IMMEDIATE` takes the write lock at once, so a
+/// writer in another process (the CLI) waits at the start (busy timeout), not at a later
+/// statement.
+pub(crate) async fn begin_write(
+    writer: &SqlitePool,
+) -> Result<Transaction<'static, Db>, sqlx::Error> {
+    writer.begin_with("BEGIN IMMEDIATE").await
 }
 
 // The shared statements (see `sql/`), compiled for SQLite.
