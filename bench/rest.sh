@@ -19,9 +19,13 @@
 #      the WAL into one seed file; with STATUS=1 (default) gives every registration a
 #      `registration_status` row (state registered, as the engine would leave it) with sqlite3,
 #      so that the LEFT JOIN of the list reads real rows on both sides;
+#      The ceiling's copy of the seed has trunkline's per-tenant counters (table tenant_counts
+#      and its triggers) removed: its create is one plain INSERT, its list total a COUNT(*);
 #   3. for each scenario and round, runs trunkline and the ceiling one after the other (order
 #      flipped every round), each on a fresh copy of the seed file, each with a short unmeasured
-#      warm-up:
+#      warm-up, after which the database is checkpointed (`PRAGMA wal_checkpoint(TRUNCATE)`,
+#      from the sqlite3 CLI while the server is idle) so both sides start measuring from an
+#      empty WAL:
 #        list-max      GET ?pageSize=$PAGE, wrk -t$WRK_THREADS -c$WRK_CONNS, maximum throughput
 #        list-q        GET ?pageSize=$PAGE, oha -q $LIST_RATE --latency-correction (p50/p99)
 #        create-max    POST with a unique username per request (wrk + Lua), maximum throughput
@@ -31,6 +35,10 @@
 #   registering the $ROWS seeded registrations (ramp 200/s) against their proxy and writing their
 #   status through the same single writer connection.
 #   CEILING_ARGS=--auth-query gives the ceiling trunkline's API-key query (to attribute the gap).
+#   Durability is equal on both sides: SQLite WAL with synchronous=FULL, every commit fsynced
+#   before its response. The ceiling commits each create alone; trunkline commits concurrent
+#   creates together (group commit, see ARCHITECTURE.md) and answers each after that commit.
+#   The binaries are taken from $CARGO_TARGET_DIR (default target/) after the build.
 #   4. records, per run: hypervisor steal and other processes' CPU from /proc/stat, the server's
 #      CPU time per request, non-2xx responses and client errors; prints a Markdown table.
 # Outputs go to bench/out/<UTC timestamp>/ (raw tool output, results.tsv, results.md).
@@ -84,7 +92,8 @@ mkdir -p "$OUT"
 log "building (release)"
 (cd "$ROOT" && cargo build --release -p trunkline -p trunkline-bench-ceiling)
 mkdir -p "$OUT/bin"
-cp -p "$ROOT/target/release/trunkline" "$ROOT/target/release/ceiling" "$OUT/bin/"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+cp -p "$TARGET/release/trunkline" "$TARGET/release/ceiling" "$OUT/bin/"
 TRUNKLINE=$OUT/bin/trunkline
 CEILING=$OUT/bin/ceiling
 if [ "$ENGINE" = 1 ]; then export TRUNKLINE_OUTBOUND_ENABLED=true; else export TRUNKLINE_OUTBOUND_ENABLED=false; fi
@@ -121,7 +130,7 @@ start_side() {
         cp "$SEED/master.key" "$SEED/trunkline.db" "$dir/"
         TRUNKLINE_LOG=warn "$TRUNKLINE" --data-dir "$dir" serve --listen "127.0.0.1:$T_PORT" 2>"$dir/server.log" &
     else
-        cp "$SEED/trunkline.db" "$dir/ceiling.db"
+        cp "$SEED/ceiling.db" "$dir/ceiling.db"
         # shellcheck disable=SC2086 # CEILING_ARGS is a list of flags
         "$CEILING" --db "$dir/ceiling.db" --listen "127.0.0.1:$C_PORT" --tenant "$TENANT" $CEILING_ARGS 2>"$dir/server.log" &
     fi
@@ -129,6 +138,7 @@ start_side() {
     wait_listening "$dir/server.log"
 }
 
+db_of() { if [ "$1" = trunkline ]; then echo "$2/trunkline.db"; else echo "$2/ceiling.db"; fi; }
 url_of() { if [ "$1" = trunkline ]; then echo "http://127.0.0.1:$T_PORT"; else echo "http://127.0.0.1:$C_PORT"; fi; }
 
 # --- measurements ---------------------------------------------------------------------------------
@@ -161,6 +171,11 @@ measure() {
         '.total == $rows and (.results | length) == $page and .next != null' >/dev/null \
         || { log "$side: unexpected list response"; exit 1; }
     wrk -t1 -c4 -d"${WARMUP}s" "${auth[@]}" "$list_url" >/dev/null
+    # Both sides start measuring from an empty WAL: what the warm-up and start-up wrote is
+    # checkpointed into the database file first (the servers are idle here).
+    local checkpoint
+    checkpoint=$(sqlite3 -cmd '.timeout 10000' "$(db_of "$side" "$dir")" 'PRAGMA wal_checkpoint(TRUNCATE);')
+    [ "${checkpoint%%|*}" = 0 ] || log "$side: checkpoint incomplete ($checkpoint: busy|log|checkpointed)"
 
     raw=$dir/client.out
     local load1 before after t0 t1 start_s end_s
@@ -263,6 +278,17 @@ if [ "$STATUS" = 1 ]; then
             created_at + 3300000000, 0, 'udp', '192.0.2.10:5060', created_at FROM registrations;
         PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
 fi
+# The ceiling's copy without trunkline's per-tenant counters (migration tenant_counts): its
+# create is one INSERT with no trigger, its list counts with COUNT(*) as before.
+cp "$SEED/trunkline.db" "$SEED/ceiling.db"
+sqlite3 "$SEED/ceiling.db" "
+    DROP TRIGGER registrations_count_insert; DROP TRIGGER registrations_count_delete;
+    DROP TRIGGER trunks_count_insert; DROP TRIGGER trunks_count_delete;
+    DROP TRIGGER phone_numbers_count_insert; DROP TRIGGER phone_numbers_count_delete;
+    DROP TRIGGER inbound_credentials_count_insert; DROP TRIGGER inbound_credentials_count_delete;
+    DROP TABLE tenant_counts;
+    PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+rm -f "$SEED/ceiling.db-wal" "$SEED/ceiling.db-shm"
 
 # wrk: a unique username per request (thread number, start time, counter).
 cat >"$OUT/create.lua" <<'LUA'

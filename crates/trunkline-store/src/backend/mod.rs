@@ -11,6 +11,9 @@ macro_rules! shared_statements {
         mod cluster {
             include!("../sql/cluster.rs");
         }
+        mod group_commit {
+            include!("../sql/group_commit.rs");
+        }
         mod engine {
             include!("../sql/engine.rs");
         }
@@ -49,3 +52,9 @@ macro_rules! shared_statements {
 
 pub mod postgres;
 pub mod sqlite;
+
+#[cfg(test)]
+mod counts_backfill_tests;
+
+#[cfg(test)]
+mod group_commit_tests;

@@ -23,7 +23,11 @@ pub(crate) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 pub(crate) const OUTBOUND_COUNT: &str =
     "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM outbound_counts";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// Any error aborts a PostgreSQL transaction, so each row of a group is in a savepoint of its
+/// own (`group_commit`).
+pub(crate) const SAVEPOINT_PER_ROW: bool = true;
+
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections per node; a node's work is a few statements at a time, many nodes share one
 /// server (PostgreSQL's default `max_connections` is 100).
@@ -39,6 +43,8 @@ pub struct SqlStore {
     /// The same pool as `reader`: the statements are shared with SQLite, which needs two.
     pub(crate) writer: PgPool,
     pub(crate) sealer: Sealer,
+    /// Creates gathered into shared transactions, on `writer`.
+    pub(crate) group_commit: group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -69,6 +75,7 @@ impl SqlStore {
         Ok(Self {
             node_id: node_id.to_owned(),
             reader: pool.clone(),
+            group_commit: group_commit::GroupCommit::start(pool.clone()),
             writer: pool,
             sealer,
         })
@@ -123,8 +130,13 @@ impl SqlStore {
     }
 
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Db>, StoreError> {
-        self.writer.begin().await.map_err(db)
+        begin_write(&self.writer).await.map_err(db)
     }
+}
+
+/// A write transaction on `writer` (the server orders concurrent writers itself).
+pub(crate) async fn begin_write(writer: &PgPool) -> Result<Transaction<'static, Db>, sqlx::Error> {
+    writer.begin().await
 }
 
 /// A change announced by the triggers (`node|table|operation|tenant|id`), unless `own` wrote

@@ -24,7 +24,10 @@ pub(crate) const SKIP_LOCKED: &str = "";
 pub(crate) const OUTBOUND_COUNT: &str = "SELECT COUNT(*) FROM (SELECT id FROM registrations \
      UNION ALL SELECT id FROM phone_numbers WHERE registration) AS o";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// A statement a constraint refuses is undone alone; its transaction goes on (`group_commit`).
+pub(crate) const SAVEPOINT_PER_ROW: bool = false;
+
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Concurrent readers; SQLite in WAL mode lets them run beside the writer.
 const READERS: u32 = 4;
@@ -33,6 +36,8 @@ pub struct SqlStore {
     pub(crate) reader: SqlitePool,
     pub(crate) writer: SqlitePool,
     pub(crate) sealer: Sealer,
+    /// Creates gathered into shared transactions, on `writer`.
+    pub(crate) group_commit: group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -77,6 +82,7 @@ impl SqlStore {
             .map_err(OpenError::Connect)?;
         Ok(Self {
             reader,
+            group_commit: group_commit::GroupCommit::start(writer.clone()),
             writer,
             sealer,
         })
@@ -90,8 +96,17 @@ impl SqlStore {
     }
 
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Db>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        begin_write(&self.writer).await.map_err(db)
     }
+}
+
+/// A write transaction on `writer`: `BEGIN IMMEDIATE` takes the write lock at once, so a
+/// writer in another process (the CLI) waits at the start (busy timeout), not at a later
+/// statement.
+pub(crate) async fn begin_write(
+    writer: &SqlitePool,
+) -> Result<Transaction<'static, Db>, sqlx::Error> {
+    writer.begin_with("BEGIN IMMEDIATE").await
 }
 
 // The shared statements (see `sql/`), compiled for SQLite.

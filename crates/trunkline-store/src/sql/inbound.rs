@@ -220,12 +220,7 @@ pub(crate) async fn count_credentials(
     store: &SqlStore,
     tenant: &AccountId,
 ) -> Result<u64, StoreError> {
-    store
-        .count(
-            "SELECT COUNT(*) FROM inbound_credentials WHERE tenant_id = $1",
-            tenant,
-        )
-        .await
+    store.tenant_count(tenant, "inbound_credentials").await
 }
 
 /// Every credential of every tenant, disabled ones included, with its hashes.

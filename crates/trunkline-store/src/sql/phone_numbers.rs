@@ -143,10 +143,6 @@ impl SqlStore {
     }
 
     pub(crate) async fn count_phone_numbers(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count(
-            "SELECT COUNT(*) FROM phone_numbers WHERE tenant_id = $1",
-            tenant,
-        )
-        .await
+        self.tenant_count(tenant, "phone_numbers").await
     }
 }

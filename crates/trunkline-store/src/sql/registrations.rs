@@ -1,5 +1,5 @@
 // Included into each backend module as `registrations`: Ultravox registrations, their keyset
-// pages, and the engine rows deleted with them.
+// pages, and the engine rows deleted with them. Creates go through `group_commit`.
 
 use secrecy::SecretString;
 use sqlx::Transaction;
@@ -9,6 +9,7 @@ use trunkline_core::store::WriteOutcome;
 use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
+use super::group_commit::{Insert, NewRegistration};
 use super::support::missing_or_stale;
 use super::{Db, SqlStore};
 use crate::common::{
@@ -22,26 +23,22 @@ impl SqlStore {
         r: &Registration,
         password: &SecretString,
     ) -> Result<(), StoreError> {
+        // Sealed here, on the caller's task; the writer only inserts (`group_commit`).
         let sealed = seal(&self.sealer, "registrations", &r.tenant, r.id, password);
-        sqlx::query(
-            "INSERT INTO registrations (id, tenant_id, username, proxy, outbound_proxy, auth_user, \
-             password_sealed, password_key_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.tenant.as_str())
-        .bind(&r.username)
-        .bind(&r.proxy)
-        .bind(&r.outbound_proxy)
-        .bind(&r.auth_user)
-        .bind(sealed.ciphertext)
-        .bind(sealed.key_id)
-        .bind(r.created_at.micros())
-        .bind(r.updated_at.micros())
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
+        self.group_commit
+            .insert(Insert::Registration(NewRegistration {
+                id: r.id.to_string(),
+                tenant: r.tenant.as_str().to_owned(),
+                username: r.username.clone(),
+                proxy: r.proxy.clone(),
+                outbound_proxy: r.outbound_proxy.clone(),
+                auth_user: r.auth_user.clone(),
+                password_sealed: sealed.ciphertext,
+                password_key_id: sealed.key_id,
+                created_at: r.created_at.micros(),
+                updated_at: r.updated_at.micros(),
+            }))
+            .await
     }
 
     pub(crate) async fn registration(
@@ -179,11 +176,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn count_registrations(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count(
-            "SELECT COUNT(*) FROM registrations WHERE tenant_id = $1",
-            tenant,
-        )
-        .await
+        self.tenant_count(tenant, "registrations").await
     }
 
     pub(crate) async fn registration_password(

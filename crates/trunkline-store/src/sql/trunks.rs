@@ -154,7 +154,6 @@ impl SqlStore {
     }
 
     pub(crate) async fn count_trunks(&self, tenant: &AccountId) -> Result<u64, StoreError> {
-        self.count("SELECT COUNT(*) FROM trunks WHERE tenant_id = $1", tenant)
-            .await
+        self.tenant_count(tenant, "trunks").await
     }
 }
