@@ -320,8 +320,13 @@ pub trait Store: Send + Sync + 'static {
     // --- cluster membership (not tenant-scoped: the nodes serve every tenant) ---
     /// Inserts or refreshes the node's row.
     async fn record_heartbeat(&self, node: &ClusterNode) -> Result<(), StoreError>;
-    /// The nodes heard from since `since`, by node id.
-    async fn cluster_nodes(&self, since: Timestamp) -> Result<Vec<ClusterNode>, StoreError>;
+    /// The nodes heard from since `since`, or whose lease still runs at `now` (a node that
+    /// died holds its registrations until then), by node id.
+    async fn cluster_nodes(
+        &self,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<ClusterNode>, StoreError>;
     /// Removes the node's row (a clean stop), releasing any lease it still holds.
     async fn forget_node(&self, node_id: &str) -> Result<(), StoreError>;
 

@@ -3,8 +3,8 @@
 //! holds), then claims or hands over registrations so that each node whose engine runs holds
 //! about an equal share, and tells the engine ([`Ownership`]) what it gained, gave up or lost.
 //!
-//! - **Share**: `⌈registrations / nodes registering⌉` (nodes heard from within a lease, per
-//!   `cluster_nodes`; the total kept by triggers, not counted); claims go up to it, at most
+//! - **Share**: `⌈registrations / nodes registering⌉` (nodes heard from within a lease or
+//!   whose lease still runs, per `cluster_nodes`; the total kept by triggers, not counted); claims go up to it, at most
 //!   [`CLAIM_BATCH`] a round, the next round 250 ms after a full batch, or just after another
 //!   node's lease lapses (it stopped renewing) if that comes first; a node more than one over it hands the excess over (a node
 //!   joined): the engine unregisters its own contact at once, and the lease is released a
@@ -220,7 +220,7 @@ async fn rebalance(
 ) -> Result<Claimed, trunkline_core::StoreError> {
     let since = now.minus(lease);
     let registering: Vec<_> = store
-        .cluster_nodes(since)
+        .cluster_nodes(since, now)
         .await?
         .into_iter()
         .filter(|node| node.registers)

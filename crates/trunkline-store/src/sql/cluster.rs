@@ -39,13 +39,15 @@ impl SqlStore {
     pub(crate) async fn cluster_nodes(
         &self,
         since: Timestamp,
+        now: Timestamp,
     ) -> Result<Vec<ClusterNode>, StoreError> {
         let rows: Vec<NodeRow> = sqlx::query_as(
             "SELECT node_id, started_at, last_heartbeat, owned, registers, lease_until \
              FROM cluster_nodes \
-             WHERE last_heartbeat >= $1 ORDER BY node_id",
+             WHERE last_heartbeat >= $1 OR lease_until >= $2 ORDER BY node_id",
         )
         .bind(since.micros())
+        .bind(now.micros())
         .fetch_all(&self.reader)
         .await
         .map_err(db)?;

@@ -357,8 +357,12 @@ impl Store for SqlStore {
         SqlStore::record_heartbeat(self, node).await
     }
 
-    async fn cluster_nodes(&self, since: Timestamp) -> Result<Vec<ClusterNode>, StoreError> {
-        SqlStore::cluster_nodes(self, since).await
+    async fn cluster_nodes(
+        &self,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<ClusterNode>, StoreError> {
+        SqlStore::cluster_nodes(self, since, now).await
     }
 
     async fn forget_node(&self, node_id: &str) -> Result<(), StoreError> {
