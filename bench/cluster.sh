@@ -7,7 +7,7 @@
 #   N=3000 WINDOW=20 bench/cluster.sh       # a quick check
 #
 # Needs: cargo, curl, awk, and (installed here with apt-get if missing) the Debian 12 packages
-# kamailio, kamailio-sqlite-modules, sqlite3 and postgresql. Takes about 10 minutes after the
+# kamailio, kamailio-sqlite-modules, sqlite3 and postgresql. Takes about 15 minutes after the
 # release build at N=30000.
 #
 # What it measures:
