@@ -19,6 +19,10 @@ pub(crate) type Db = sqlx::Postgres;
 /// Row locking for lease claims: rows another node is claiming are passed over.
 pub(crate) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
+/// Whether every outbound registration's lease row is made with it (migration 0010's
+/// triggers), so a claim need not look for registrations without one.
+pub(crate) const LEASE_ROWS_AT_CREATION: bool = true;
+
 /// How many outbound registrations there are: the slots the triggers of migration 0008 keep.
 pub(crate) const OUTBOUND_COUNT: &str =
     "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM outbound_counts";

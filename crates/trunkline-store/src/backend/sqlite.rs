@@ -20,6 +20,10 @@ pub(crate) type Db = sqlx::Sqlite;
 /// Row locking for lease claims: none (one writer at a time, `BEGIN IMMEDIATE`).
 pub(crate) const SKIP_LOCKED: &str = "";
 
+/// Whether every outbound registration's lease row is made with it: not on SQLite (one node,
+/// no claims but the store's tests), where a claim inserts the rows it takes.
+pub(crate) const LEASE_ROWS_AT_CREATION: bool = false;
+
 /// How many outbound registrations there are: counted (one node shares them with nobody).
 pub(crate) const OUTBOUND_COUNT: &str = "SELECT COUNT(*) FROM (SELECT id FROM registrations \
      UNION ALL SELECT id FROM phone_numbers WHERE registration) AS o";

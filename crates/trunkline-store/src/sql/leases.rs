@@ -2,18 +2,20 @@
 // registration. A lease row names its holder (or '' once released); the holder's own lease,
 // `cluster_nodes.lease_until`, covers all of its rows, so renewing is one row's write however
 // many registrations a node holds. A row is claimable when it has no holder, or its holder's
-// lease has lapsed. Claims of several nodes never overlap: a registration without a lease row
-// is taken by `INSERT … ON CONFLICT DO NOTHING` (a second inserter waits for the first's
-// commit, then inserts nothing); a claimable row by an `UPDATE` of rows selected with
-// `super::SKIP_LOCKED` (PostgreSQL: rows another claimer holds are passed over, not waited
-// for) and re-checked as claimable in the update itself. A lease row goes with its
-// registration (`registrations::forget_engine_rows`).
+// lease has lapsed. On PostgreSQL every outbound registration's row is made with it, without a
+// holder (`LEASE_ROWS_AT_CREATION`, migration 0010), so a claim reads its batch from the
+// `node_id` index; on SQLite a claim first inserts rows for registrations without one
+// (`INSERT … ON CONFLICT DO NOTHING`). Claims of several nodes never overlap: claimable rows are
+// taken by an `UPDATE` of rows selected with `super::SKIP_LOCKED` (PostgreSQL: rows another
+// claimer holds are passed over, not waited for) and re-checked in the update itself. A lease
+// row goes with its registration (`registrations::forget_engine_rows`); the row of a number
+// whose registration was turned off stays, and claims pass over it.
 
 use trunkline_core::model::Lease;
 use trunkline_core::{StoreError, Timestamp};
 use uuid::Uuid;
 
-use super::{SqlStore, OUTBOUND_COUNT, SKIP_LOCKED};
+use super::{SqlStore, LEASE_ROWS_AT_CREATION, OUTBOUND_COUNT, SKIP_LOCKED};
 use crate::common::{db, parse_tenant, parse_uuid};
 
 /// The outbound registrations: Ultravox registrations and registering phone numbers.
@@ -26,16 +28,6 @@ const STILL_REGISTERING: &str = "(EXISTS (SELECT 1 FROM registrations r \
      WHERE r.id = registration_leases.registration_id) \
      OR EXISTS (SELECT 1 FROM phone_numbers p \
      WHERE p.id = registration_leases.registration_id AND p.registration))";
-
-/// A lease row anyone may claim at `$now` (bound as the given parameter): released, or its
-/// holder's lease lapsed. Both through the index on `node_id`; a holder always has a
-/// `cluster_nodes` row (a node's row goes only with its leases, in `forget_node`).
-fn claimable(now: &str) -> String {
-    format!(
-        "(registration_leases.node_id = '' OR registration_leases.node_id IN \
-         (SELECT node_id FROM cluster_nodes WHERE lease_until < {now}))"
-    )
-}
 
 fn lease(row: (String, String, i64)) -> Result<Lease, StoreError> {
     Ok(Lease {
@@ -53,35 +45,38 @@ impl SqlStore {
         limit: u32,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut tx = self.write_tx().await?;
-        // Leases of registrations that stopped registering, once nobody holds them.
-        sqlx::query(&format!(
-            "DELETE FROM registration_leases WHERE {} AND NOT {STILL_REGISTERING}",
-            claimable("$1")
-        ))
-        .bind(now.micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-            "INSERT INTO registration_leases (registration_id, tenant_id, node_id, token) \
-             SELECT o.id, o.tenant_id, $1, 1 FROM ({OUTBOUND}) AS o \
-             WHERE NOT EXISTS (SELECT 1 FROM registration_leases l WHERE l.registration_id = o.id) \
-             ORDER BY o.id LIMIT $2 \
-             ON CONFLICT (registration_id) DO NOTHING \
-             RETURNING registration_id, tenant_id, token"
-        ))
-        .bind(node)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let left = i64::from(limit).saturating_sub(rows.len() as i64);
-        if left > 0 {
-            let claimable = claimable("$2");
+        let mut rows: Vec<(String, String, i64)> = Vec::new();
+        if !LEASE_ROWS_AT_CREATION {
+            rows = sqlx::query_as(&format!(
+                "INSERT INTO registration_leases (registration_id, tenant_id, node_id, token) \
+                 SELECT o.id, o.tenant_id, $1, 1 FROM ({OUTBOUND}) AS o \
+                 WHERE NOT EXISTS \
+                 (SELECT 1 FROM registration_leases l WHERE l.registration_id = o.id) \
+                 ORDER BY o.id LIMIT $2 \
+                 ON CONFLICT (registration_id) DO NOTHING \
+                 RETURNING registration_id, tenant_id, token"
+            ))
+            .bind(node)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        // Released rows first (one index range, read no further than the batch), then those
+        // of nodes whose lease lapsed. No ORDER BY: the index scan stops at the limit.
+        for pool in [
+            "registration_leases.node_id = ''",
+            "registration_leases.node_id IN \
+             (SELECT node_id FROM cluster_nodes WHERE lease_until < $2)",
+        ] {
+            let left = i64::from(limit).saturating_sub(rows.len() as i64);
+            if left == 0 {
+                break;
+            }
             let taken: Vec<(String, String, i64)> = sqlx::query_as(&format!(
                 "UPDATE registration_leases SET node_id = $1, token = token + 1 \
-                 WHERE {claimable} AND registration_id IN (SELECT registration_id \
-                 FROM registration_leases WHERE {claimable} ORDER BY registration_id \
+                 WHERE {pool} AND registration_id IN (SELECT registration_id \
+                 FROM registration_leases WHERE {pool} AND {STILL_REGISTERING} \
                  LIMIT $3{SKIP_LOCKED}) \
                  RETURNING registration_id, tenant_id, token"
             ))
