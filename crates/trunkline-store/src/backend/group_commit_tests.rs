@@ -6,8 +6,7 @@
 //! writer task can run, so they form one group by construction, and the commit counter checks it.
 
 use secrecy::SecretString;
-use trunkline_core::model::{Registration, Tenant};
-use trunkline_core::secret::generate_api_key;
+use trunkline_core::model::Registration;
 use trunkline_core::store::Store;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
@@ -31,16 +30,7 @@ fn registration(tenant: &AccountId, id: Uuid) -> Registration {
 
 /// Runs the group on `store`; `commits` reads its writer's commit counter.
 async fn one_refused_row_fails_alone(store: &dyn Store, commits: impl Fn() -> u64) {
-    let tenant = Tenant {
-        account_id: AccountId::generate(),
-        name: "t".into(),
-        created_at: Timestamp::now(),
-    };
-    store
-        .create_tenant(&tenant, &generate_api_key().record)
-        .await
-        .unwrap();
-    let tenant = tenant.account_id;
+    let tenant = super::test_tenant(store).await;
     let pw = SecretString::from("pw");
     let existing = registration(&tenant, Uuid::new_v4());
     store.insert_registration(&existing, &pw).await.unwrap();

@@ -56,5 +56,22 @@ pub mod sqlite;
 #[cfg(test)]
 mod counts_backfill_tests;
 
+/// A new tenant (with an API key) in `store`, for this crate's own tests.
+#[cfg(test)]
+pub(crate) async fn test_tenant(
+    store: &dyn trunkline_core::store::Store,
+) -> trunkline_core::AccountId {
+    let tenant = trunkline_core::model::Tenant {
+        account_id: trunkline_core::AccountId::generate(),
+        name: "t".into(),
+        created_at: trunkline_core::Timestamp::now(),
+    };
+    store
+        .create_tenant(&tenant, &trunkline_core::secret::generate_api_key().record)
+        .await
+        .unwrap();
+    tenant.account_id
+}
+
 #[cfg(test)]
 mod group_commit_tests;

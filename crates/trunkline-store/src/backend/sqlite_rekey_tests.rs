@@ -2,8 +2,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeSet;
-use trunkline_core::model::{Registration, Tenant, Transport, Trunk};
-use trunkline_core::secret::generate_api_key;
+use trunkline_core::model::{Registration, Transport, Trunk};
 
 use trunkline_core::store::{SecretChange, WriteOutcome};
 use trunkline_core::Timestamp;
@@ -61,16 +60,7 @@ async fn key_ids(store: &SqlStore) -> Vec<String> {
 /// key 1. Returns the tenant, the trunks and the registrations.
 async fn seed(url: &str) -> (AccountId, Vec<Uuid>, Vec<Uuid>) {
     let store = open(url, 1, &[]).await;
-    let tenant = Tenant {
-        account_id: AccountId::generate(),
-        name: "t".into(),
-        created_at: Timestamp::now(),
-    };
-    store
-        .create_tenant(&tenant, &generate_api_key().record)
-        .await
-        .unwrap();
-    let account = tenant.account_id;
+    let account = crate::backend::test_tenant(&store).await;
     let mut trunks = Vec::new();
     for n in 0..3 {
         let trunk = trunk(&account, n);
