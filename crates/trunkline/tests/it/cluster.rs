@@ -229,6 +229,25 @@ fn kamailio_with_accounts(prefix: &str, count: usize) -> (Kamailio, Vec<String>)
     (Kamailio::start(options), accounts)
 }
 
+/// Node `a` of a cluster (its environment `env`), with the engine on and a registration of
+/// each of `accounts` at `kamailio` created through it.
+fn first_node_registering(
+    env: Vec<(String, String)>,
+    kamailio: &Kamailio,
+    accounts: &[String],
+) -> (Server, crate::common::Tenant) {
+    let a = Server::start_with(ServerOptions {
+        env,
+        engine: true,
+        ..ServerOptions::default()
+    });
+    let tenant = a.tenant();
+    for account in accounts {
+        create_user_registration(&a, &tenant, account, kamailio.addr(Transport::Udp));
+    }
+    (a, tenant)
+}
+
 /// A node of a cluster on `database` with short leases (renewed every second, lasting 3 s).
 fn cluster_node_env(database: &str, node: &str) -> Vec<(String, String)> {
     vec![
@@ -244,15 +263,7 @@ fn nodes_share_registrations_by_leases_and_take_over_from_one_that_stops() {
     let (kamailio, accounts) = kamailio_with_accounts("acct", 3000);
     let database = test_postgres::PgServer::shared().database();
     let env = |node: &str| cluster_node_env(&database, node);
-    let a = Server::start_with(ServerOptions {
-        env: env("node-a"),
-        engine: true,
-        ..ServerOptions::default()
-    });
-    let tenant = a.tenant();
-    for account in &accounts {
-        create_user_registration(&a, &tenant, account, kamailio.addr(Transport::Udp));
-    }
+    let (a, tenant) = first_node_registering(env("node-a"), &kamailio, &accounts);
     wait_until_shared(&a, &tenant, &kamailio, &["node-a"], &accounts);
 
     // Two more nodes join: a third each, one contact per account all along the way's end.
@@ -295,15 +306,7 @@ fn a_node_paused_past_its_leases_registers_none_of_them_when_it_wakes() {
         ));
         env
     };
-    let a = Server::start_with(ServerOptions {
-        env: env("node-a"),
-        engine: true,
-        ..ServerOptions::default()
-    });
-    let tenant = a.tenant();
-    for account in &accounts {
-        create_user_registration(&a, &tenant, account, kamailio.addr(Transport::Udp));
-    }
+    let (a, tenant) = first_node_registering(env("node-a"), &kamailio, &accounts);
     let b = a.start_beside(env("node-b"));
     wait_until_shared(&a, &tenant, &kamailio, &["node-a", "node-b"], &accounts);
     let b_contacts: Vec<String> = kamailio
