@@ -5,7 +5,7 @@
 //! ([`page`]), the change events the SIP engine listens to ([`events`]), the store contract
 //! ([`store`]), the SIP engine's live status ([`live`]), the health of long-running parts
 //! ([`health`]), debug-only fault injection for tests ([`fault`]) and the services that hold every business
-//! rule ([`service`]). The REST dialects
+//! rule ([`service`]), and the JSON bodies shared by the API and the events ([`view`]). The REST dialects
 //! and (later) the SIP engine call the services; only `trunkline-store` knows SQL.
 
 pub mod error;
@@ -23,6 +23,7 @@ pub mod service;
 pub mod sip_uri;
 pub mod store;
 pub mod validate;
+pub mod view;
 
 pub use error::{FieldErrors, ServiceError, StoreError};
 pub use ids::{AccountId, Timestamp};

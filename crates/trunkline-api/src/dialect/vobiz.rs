@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use trunkline_core::model::{InboundBinding, InboundCredential};
+use trunkline_core::model::InboundCredential;
 use trunkline_core::service::{window, CredentialDraft, PageLimits};
+use trunkline_core::view::BindingView;
 use trunkline_core::{AccountId, Input};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
@@ -18,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::schema::{printable_or_null, secret, transport_name, word};
+use super::schema::{printable_or_null, secret, word};
 use super::{error_response, header, Dialect};
 use crate::error::{ApiError, Result};
 use crate::extract::{int_param, uuid_path, Caller, JsonBody, PathParams, QueryParams};
@@ -207,49 +208,13 @@ pub struct CredentialList {
     objects: Vec<Credential>,
 }
 
-/// A device's live registration to a credential (a binding trunkline's registrar holds); ours,
-/// not the vendor's.
-#[derive(Serialize, ToSchema)]
-pub struct Binding {
-    /// The Contact URI the device registered.
-    #[schema(example = "sip:alice@203.0.113.5:5060;transport=udp")]
-    contact: String,
-    /// Where the REGISTER came from: transport, address and port.
-    #[schema(example = "udp:203.0.113.5:5060")]
-    source: String,
-    #[schema(schema_with = transport_name)]
-    transport: &'static str,
-    /// The device's `User-Agent`, if it sent one.
-    #[schema(required = true)]
-    user_agent: Option<String>,
-    /// When the binding ends unless the device registers again.
-    #[schema(format = DateTime)]
-    expires_at: String,
-    /// When the device last registered this contact.
-    #[schema(format = DateTime)]
-    registered_at: String,
-}
-
-impl From<InboundBinding> for Binding {
-    fn from(b: InboundBinding) -> Self {
-        Self {
-            contact: b.contact,
-            source: b.source,
-            transport: b.transport.as_str(),
-            user_agent: b.user_agent,
-            expires_at: b.expires_at.to_rfc3339(),
-            registered_at: b.registered_at.to_rfc3339(),
-        }
-    }
-}
-
 /// Every live binding of a credential, oldest registration first. Not paginated (the registrar
 /// keeps a few contacts per credential): `meta` says so, with `limit` and `total` the number of
 /// objects and `offset` 0; `limit` and `offset` in the query are not read.
 #[derive(Serialize, ToSchema)]
 pub struct BindingList {
     meta: Meta,
-    objects: Vec<Binding>,
+    objects: Vec<BindingView>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -422,6 +387,6 @@ async fn list_bindings(
         .await?;
     Ok(Json(BindingList {
         meta: Meta::whole(bindings.len()),
-        objects: bindings.into_iter().map(Binding::from).collect(),
+        objects: bindings.iter().map(BindingView::from).collect(),
     }))
 }

@@ -11,8 +11,8 @@ use axum::response::Response;
 use axum::Json;
 use secrecy::SecretString;
 use serde::Serialize;
-use trunkline_core::model::Transport;
-use trunkline_core::{AccountId, Timestamp};
+use trunkline_core::view::RegistrationStatusView;
+use trunkline_core::AccountId;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -51,29 +51,6 @@ impl Dialect for Own {
             _ => Ok(()),
         }
     }
-}
-
-/// Full live status of an outbound registration, as the engine last wrote it.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RegistrationStatusView {
-    /// The Ultravox `registrationId` or the Dasha phone number.
-    id: String,
-    /// `ultravox` or `dasha`.
-    kind: &'static str,
-    /// `disabled`, `pending`, `registering`, `authenticating`, `registered`, `unregistering`,
-    /// `failed_auth`, `failed_timeout`, `failed_transport` or `failed_registrar`.
-    state: &'static str,
-    last_code: Option<u16>,
-    last_phrase: Option<String>,
-    /// `local` (timeout or transport error) or `remote` (an error reply), after a failure.
-    failed_by: Option<&'static str>,
-    last_attempt_at: Option<String>,
-    expires_at: Option<String>,
-    next_attempt_at: Option<String>,
-    consecutive_failures: u32,
-    transport: Option<&'static str>,
-    remote: Option<String>,
 }
 
 /// One REGISTER transaction (never the Authorization it carried).
@@ -157,23 +134,5 @@ async fn registration_status(
         .services
         .registration_view(&caller.tenant, &id)
         .await?;
-    let status = view.status.as_ref();
-    Ok(Json(RegistrationStatusView {
-        id: view.id,
-        kind: view.kind.as_str(),
-        state: view.state.as_str(),
-        last_code: status.and_then(|s| s.last_code),
-        last_phrase: status.and_then(|s| s.last_phrase.clone()),
-        failed_by: status.and_then(|s| s.failed_by).map(|f| f.as_str()),
-        last_attempt_at: status
-            .and_then(|s| s.last_attempt_at)
-            .map(Timestamp::to_rfc3339),
-        expires_at: status.and_then(|s| s.expires_at).map(Timestamp::to_rfc3339),
-        next_attempt_at: status
-            .and_then(|s| s.next_attempt_at)
-            .map(Timestamp::to_rfc3339),
-        consecutive_failures: status.map_or(0, |s| s.consecutive_failures),
-        transport: status.and_then(|s| s.transport).map(Transport::as_str),
-        remote: status.and_then(|s| s.remote.clone()),
-    }))
+    Ok(Json(RegistrationStatusView::from(&view)))
 }
