@@ -16,6 +16,7 @@ pub mod ids;
 pub mod input;
 pub mod live;
 pub mod model;
+pub mod outbox;
 pub mod ownership;
 pub mod page;
 pub mod secret;

@@ -18,6 +18,9 @@ use crate::model::{
     PhoneNumber, RecordedBinding, Registration, RegistrationAttempt, RegistrationStatus, Tenant,
     Trunk,
 };
+use crate::outbox::{
+    CursorUpdate, DeliveryAttempt, EventType, StatusWrite, StoredEvent, Webhook, WebhookCursor,
+};
 use crate::page::{Seek, Window};
 use crate::secret::{ApiKeyHash, DigestHashes};
 
@@ -279,9 +282,14 @@ pub trait Store: Send + Sync + 'static {
     /// registration's history keeps its newest `keep` entries (a ring of `keep` slots, so `keep`
     /// stays the same from call to call). Rows of registrations that no longer exist are
     /// skipped, so a late write never resurrects a deleted registration's status or history.
+    ///
+    /// Each write whose outcome ([`crate::outbox::Outcome`]) differs from the one last
+    /// announced for the registration appends its event ([`crate::outbox::announcement`]),
+    /// in the same transaction; a `removed` write appends `registration.removed` even when the
+    /// registration's rows are gone (it was deleted).
     async fn write_registration_batch(
         &self,
-        statuses: &[(AccountId, Uuid, RegistrationStatus)],
+        statuses: &[StatusWrite],
         attempts: &[RegistrationAttempt],
         keep: u32,
     ) -> Result<(), StoreError>;
@@ -375,4 +383,79 @@ pub trait Store: Send + Sync + 'static {
     async fn bound_contacts(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- events (the outbox; appended by the writes above that announce something) ---
+    /// The tenant's events after `after` (a `seq`), oldest first, at most `limit`, of `types`
+    /// only (all when empty).
+    async fn events_after(
+        &self,
+        tenant: &AccountId,
+        after: u64,
+        types: &[EventType],
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The last `seq` given to the tenant's events (0 before the first).
+    async fn last_event_seq(&self, tenant: &AccountId) -> Result<u64, StoreError>;
+    /// Deletes events that happened before `before`; how many went.
+    async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Changes after every commit that appended events (on a shared database, other nodes'
+    /// too): SSE streams and deliverers wait on it instead of polling.
+    fn event_wakeups(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    // --- webhooks ---
+    /// Inserts a webhook, its secret sealed; it receives the events appended after this.
+    async fn insert_webhook(
+        &self,
+        webhook: &Webhook,
+        secret: &SecretString,
+    ) -> Result<WriteOutcome, StoreError>;
+    async fn webhook(&self, tenant: &AccountId, id: Uuid) -> Result<Option<Webhook>, StoreError>;
+    /// Every webhook of the tenant (a handful), oldest first.
+    async fn webhooks(&self, tenant: &AccountId) -> Result<Vec<Webhook>, StoreError>;
+    /// Optimistic update of url, types, description, enabled and disabled reason. Enabling a
+    /// disabled webhook starts its retries afresh from the event it stopped at.
+    async fn update_webhook(
+        &self,
+        webhook: &Webhook,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError>;
+    async fn delete_webhook(&self, tenant: &AccountId, id: Uuid)
+        -> Result<WriteOutcome, StoreError>;
+    /// The newest `limit` delivery attempts of a webhook, newest first.
+    async fn webhook_deliveries(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError>;
+
+    // --- webhook delivery (the deliverer; not tenant-scoped) ---
+    /// Takes (or keeps) every enabled webhook no other node holds at `now`, held by `node`
+    /// until `until`; returns all `node` holds, secrets opened.
+    async fn claim_webhooks(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<WebhookCursor>, StoreError>;
+    /// Records an attempt and where the webhook's deliveries now stand, keeping its newest
+    /// `keep` attempts; `false` (nothing written) when `node` no longer holds it, or it was
+    /// deleted or disabled meanwhile.
+    async fn record_delivery(
+        &self,
+        node: &str,
+        attempt: &DeliveryAttempt,
+        cursor: &CursorUpdate,
+        keep: u32,
+    ) -> Result<bool, StoreError>;
+    /// Moves a webhook's cursor past events not of its types (no attempt recorded); `false`
+    /// when `node` no longer holds it.
+    async fn skip_webhook_events(
+        &self,
+        node: &str,
+        webhook: Uuid,
+        delivered_seq: u64,
+    ) -> Result<bool, StoreError>;
+    /// Lets go of every webhook `node` holds (a clean stop).
+    async fn release_webhooks(&self, node: &str) -> Result<(), StoreError>;
 }
