@@ -11,7 +11,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::ids::{AccountId, Timestamp};
-use crate::model::RegistrationState;
+use crate::model::{InboundBinding, RegistrationState};
+use crate::view::{BindingEventData, RegistrationStatusView};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -169,6 +170,26 @@ pub struct StatusWrite {
     pub status: crate::model::RegistrationStatus,
     /// Deleted or disabled, and unregistered: announce `registration.removed`.
     pub removed: bool,
+}
+
+impl StatusWrite {
+    /// A `registration.*` event's `data`: the `GET /v1/registrations/{id}` body as of this
+    /// write.
+    pub fn event_data(&self) -> String {
+        let view = RegistrationStatusView::new(
+            self.public_id.clone(),
+            self.kind,
+            self.status.state,
+            Some(&self.status),
+        );
+        serde_json::to_string(&view).expect("a view serializes")
+    }
+}
+
+/// A `binding.*` event's `data`: the binding object of the Vobiz bindings list plus
+/// `credentialId`.
+pub fn binding_event_data(binding: &InboundBinding) -> String {
+    serde_json::to_string(&BindingEventData::from(binding)).expect("a view serializes")
 }
 
 /// A tenant's webhook endpoint.

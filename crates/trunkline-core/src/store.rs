@@ -419,8 +419,11 @@ pub trait Store: Send + Sync + 'static {
         webhook: &Webhook,
         expected: Timestamp,
     ) -> Result<WriteOutcome, StoreError>;
-    async fn delete_webhook(&self, tenant: &AccountId, id: Uuid)
-        -> Result<WriteOutcome, StoreError>;
+    async fn delete_webhook(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<WriteOutcome, StoreError>;
     /// The newest `limit` delivery attempts of a webhook, newest first.
     async fn webhook_deliveries(
         &self,

@@ -17,6 +17,9 @@ macro_rules! shared_statements {
         mod engine {
             include!("../sql/engine.rs");
         }
+        mod events {
+            include!("../sql/events.rs");
+        }
         mod leases {
             include!("../sql/leases.rs");
         }
@@ -46,6 +49,9 @@ macro_rules! shared_statements {
         }
         mod trunks {
             include!("../sql/trunks.rs");
+        }
+        mod webhooks {
+            include!("../sql/webhooks.rs");
         }
     };
 }

@@ -49,6 +49,8 @@ pub struct SqlStore {
     pub(crate) sealer: Sealer,
     /// Creates gathered into shared transactions, on `writer`.
     pub(crate) group_commit: group_commit::GroupCommit,
+    /// Bumped after each commit that appended events ([`Store::event_wakeups`]).
+    pub(crate) events_appended: events::Wakeups,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -79,6 +81,7 @@ impl SqlStore {
         Ok(Self {
             node_id: node_id.to_owned(),
             reader: pool.clone(),
+            events_appended: events::Wakeups::default(),
             group_commit: group_commit::GroupCommit::start(pool.clone()),
             writer: pool,
             sealer,

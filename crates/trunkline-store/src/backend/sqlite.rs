@@ -42,6 +42,8 @@ pub struct SqlStore {
     pub(crate) sealer: Sealer,
     /// Creates gathered into shared transactions, on `writer`.
     pub(crate) group_commit: group_commit::GroupCommit,
+    /// Bumped after each commit that appended events ([`Store::event_wakeups`]).
+    pub(crate) events_appended: events::Wakeups,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -86,6 +88,7 @@ impl SqlStore {
             .map_err(OpenError::Connect)?;
         Ok(Self {
             reader,
+            events_appended: events::Wakeups::default(),
             group_commit: group_commit::GroupCommit::start(writer.clone()),
             writer,
             sealer,

@@ -2,30 +2,42 @@
 // to keep, with their secrets opened) and writes (status rows and history rings, in batches).
 
 use sqlx::QueryBuilder;
+use std::collections::HashMap;
+
 use trunkline_core::model::{FailedBy, OutboundRegistration, RegistrationAttempt, RegistrationStatus, Transport};
+use trunkline_core::outbox::{announcement, NewEvent, Outcome, StatusWrite};
 use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
-use super::{Db, SqlStore};
+use super::{events, Db, SqlStore};
 use crate::common::{
     db, outbound_from_number, outbound_from_ultravox, parse_tenant, parse_uuid, AttemptRow,
     OutboundNumberRow, OutboundUltravoxRow, OUTBOUND_NUMBER_SELECT, OUTBOUND_ULTRAVOX_SELECT,
 };
 
 impl SqlStore {
+    /// One status row, as it is, announcing nothing (for tools and tests; the engine writes
+    /// through [`Self::write_registration_batch`]).
     pub(crate) async fn put_registration_status(
         &self,
         tenant: &AccountId,
         id: Uuid,
         status: &RegistrationStatus,
     ) -> Result<(), StoreError> {
-        self.write_registration_batch(&[(tenant.clone(), id, status.clone())], &[], 0)
+        let rows = [(tenant, id, status, None)];
+        let mut tx = self.write_tx().await?;
+        upsert_statuses(&rows)
+            .build()
+            .persistent(false)
+            .execute(&mut *tx)
             .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
     }
 
     pub(crate) async fn write_registration_batch(
         &self,
-        statuses: &[(AccountId, Uuid, RegistrationStatus)],
+        statuses: &[StatusWrite],
         attempts: &[RegistrationAttempt],
         keep: u32,
     ) -> Result<(), StoreError> {
@@ -33,13 +45,57 @@ impl SqlStore {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        for chunk in statuses.chunks(ROWS_PER_STATEMENT) {
-            upsert_statuses(chunk)
-                .build()
+        // What each registration last announced (absent: no status row, never written or
+        // deleted), for the writes whose outcome may be news.
+        let outcomes: Vec<Option<Outcome>> = statuses
+            .iter()
+            .map(|w| if w.removed { Some(Outcome::Removed) } else { Outcome::of(w.status.state) })
+            .collect();
+        let asking: Vec<String> = statuses
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_some())
+            .map(|(w, _)| w.id.to_string())
+            .collect();
+        let mut announced: HashMap<Uuid, Option<Outcome>> = HashMap::new();
+        for chunk in asking.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Db>::new(
+                "SELECT registration_id, announced FROM registration_status WHERE registration_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            query.push(")");
+            let rows: Vec<(String, Option<String>)> = query
+                .build_query_as()
                 .persistent(false)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
+            for (id, last) in rows {
+                announced.insert(parse_uuid(&id)?, last.as_deref().and_then(Outcome::parse));
+            }
+        }
+        let mut rows = Vec::with_capacity(statuses.len());
+        let mut news = Vec::new();
+        for (write, outcome) in statuses.iter().zip(&outcomes) {
+            let last = announced.get(&write.id).copied().flatten();
+            if let Some(kind) = announcement(last, *outcome) {
+                news.push((write, kind));
+            }
+            rows.push((&write.tenant, write.id, &write.status, outcome.or(last)));
+        }
+        let mut written = std::collections::HashSet::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<(String,)> = upsert_statuses(chunk)
+                .push(" RETURNING registration_id")
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            written.extend(ids.into_iter().map(|(id,)| id));
         }
         // One chunk at a time, in order: a registration's entries in a later chunk number on
         // from the earlier chunk's.
@@ -51,7 +107,24 @@ impl SqlStore {
                 .await
                 .map_err(db)?;
         }
-        tx.commit().await.map_err(db)
+        // Events for the rows written (a late write of a deleted registration announces
+        // nothing), and for removals whatever is left of the rows.
+        let events: Vec<NewEvent> = news
+            .into_iter()
+            .filter(|(w, _)| w.removed || written.contains(&w.id.to_string()))
+            .map(|(w, kind)| NewEvent {
+                tenant: w.tenant.clone(),
+                kind,
+                at: w.status.updated_at,
+                data: w.event_data(),
+            })
+            .collect();
+        let appended = events::append(&mut tx, &events).await?;
+        tx.commit().await.map_err(db)?;
+        if appended > 0 {
+            self.events_appended.wake();
+        }
+        Ok(())
     }
 
     pub(crate) async fn outbound_registrations(&self) -> Result<Vec<OutboundRegistration>, StoreError> {
@@ -195,7 +268,7 @@ impl SqlStore {
     }
 }
 
-/// Rows per multi-row statement in engine batches (13 parameters a row stays far below
+/// Rows per multi-row statement in engine batches (14 parameters a row stays far below
 /// SQLite's 32,766-parameter limit). These statements are not kept in sqlx's statement cache
 /// (`persistent(false)`): every batch size is a different SQL text, and a cache of up to 100
 /// prepared multi-row statements held megabytes for statements rarely run twice.
@@ -208,14 +281,17 @@ const STILL_EXISTS: &str = " WHERE EXISTS (SELECT 1 FROM registrations r \
      OR EXISTS (SELECT 1 FROM phone_numbers p \
      WHERE p.tenant_id = v.tenant_id AND p.id = v.registration_id)";
 
+/// A status row to upsert, with the outcome last announced (`None` keeps what the row has).
+type StatusRow<'a> = (&'a AccountId, Uuid, &'a RegistrationStatus, Option<Outcome>);
+
 /// One statement upserting a batch of status rows.
-fn upsert_statuses(rows: &[(AccountId, Uuid, RegistrationStatus)]) -> QueryBuilder<'_, Db> {
+fn upsert_statuses<'a>(rows: &'a [StatusRow<'a>]) -> QueryBuilder<'a, Db> {
     let mut query = QueryBuilder::new(
         "WITH v (registration_id, tenant_id, state, last_code, last_phrase, failed_by, \
          last_attempt_at, expires_at, next_attempt_at, consecutive_failures, transport, remote, \
-         updated_at) AS (",
+         updated_at, announced) AS (",
     );
-    query.push_values(rows, |mut row, (tenant, id, s)| {
+    query.push_values(rows, |mut row, (tenant, id, s, announced)| {
         row.push_bind(id.to_string())
             .push_bind(tenant.as_str())
             .push_bind(s.state.as_str())
@@ -228,12 +304,13 @@ fn upsert_statuses(rows: &[(AccountId, Uuid, RegistrationStatus)]) -> QueryBuild
             .push_bind(i64::from(s.consecutive_failures))
             .push_bind(s.transport.map(Transport::as_str))
             .push_bind(s.remote.as_deref())
-            .push_bind(s.updated_at.micros());
+            .push_bind(s.updated_at.micros())
+            .push_bind(announced.map(Outcome::as_str));
     });
     query.push(
         ") INSERT INTO registration_status (registration_id, tenant_id, state, last_code, \
          last_phrase, failed_by, last_attempt_at, expires_at, next_attempt_at, \
-         consecutive_failures, transport, remote, updated_at) SELECT * FROM v",
+         consecutive_failures, transport, remote, updated_at, announced) SELECT * FROM v",
     );
     query.push(STILL_EXISTS);
     query.push(
@@ -242,7 +319,8 @@ fn upsert_statuses(rows: &[(AccountId, Uuid, RegistrationStatus)]) -> QueryBuild
          failed_by = excluded.failed_by, last_attempt_at = excluded.last_attempt_at, \
          expires_at = excluded.expires_at, next_attempt_at = excluded.next_attempt_at, \
          consecutive_failures = excluded.consecutive_failures, transport = excluded.transport, \
-         remote = excluded.remote, updated_at = excluded.updated_at",
+         remote = excluded.remote, updated_at = excluded.updated_at, \
+         announced = COALESCE(excluded.announced, registration_status.announced)",
     );
     query
 }

@@ -7,13 +7,16 @@ use trunkline_core::model::{
     BindingChange, ClusterNode, Lease, RecordedBinding, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
     Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
 };
+use trunkline_core::outbox::{
+    CursorUpdate, DeliveryAttempt, EventType, StatusWrite, StoredEvent, Webhook, WebhookCursor,
+};
 use trunkline_core::page::{Seek, Window};
 use trunkline_core::secret::{ApiKeyHash, DigestHashes};
 use trunkline_core::store::{SecretChange, Store, StoredApiKey, TrunkPacing, WriteOutcome};
 use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
-use super::{inbound, pacing, SqlStore};
+use super::{events, inbound, pacing, webhooks, SqlStore};
 use crate::common::db;
 
 #[async_trait]
@@ -310,7 +313,7 @@ impl Store for SqlStore {
 
     async fn write_registration_batch(
         &self,
-        statuses: &[(AccountId, Uuid, RegistrationStatus)],
+        statuses: &[StatusWrite],
         attempts: &[RegistrationAttempt],
         keep: u32,
     ) -> Result<(), StoreError> {
@@ -426,5 +429,100 @@ impl Store for SqlStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        tenant: &AccountId,
+        after: u64,
+        types: &[EventType],
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        events::events_after(self, tenant, after, types, limit).await
+    }
+
+    async fn last_event_seq(&self, tenant: &AccountId) -> Result<u64, StoreError> {
+        events::last_event_seq(self, tenant).await
+    }
+
+    async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+        events::prune_events(self, before).await
+    }
+
+    fn event_wakeups(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events_appended.subscribe()
+    }
+
+    async fn insert_webhook(
+        &self,
+        webhook: &Webhook,
+        secret: &SecretString,
+    ) -> Result<WriteOutcome, StoreError> {
+        webhooks::insert_webhook(self, webhook, secret).await
+    }
+
+    async fn webhook(&self, tenant: &AccountId, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+        webhooks::webhook(self, tenant, id).await
+    }
+
+    async fn webhooks(&self, tenant: &AccountId) -> Result<Vec<Webhook>, StoreError> {
+        webhooks::webhooks(self, tenant).await
+    }
+
+    async fn update_webhook(
+        &self,
+        webhook: &Webhook,
+        expected: Timestamp,
+    ) -> Result<WriteOutcome, StoreError> {
+        webhooks::update_webhook(self, webhook, expected).await
+    }
+
+    async fn delete_webhook(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+    ) -> Result<WriteOutcome, StoreError> {
+        webhooks::delete_webhook(self, tenant, id).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        tenant: &AccountId,
+        id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        webhooks::webhook_deliveries(self, tenant, id, limit).await
+    }
+
+    async fn claim_webhooks(
+        &self,
+        node: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<WebhookCursor>, StoreError> {
+        webhooks::claim_webhooks(self, node, now, until).await
+    }
+
+    async fn record_delivery(
+        &self,
+        node: &str,
+        attempt: &DeliveryAttempt,
+        cursor: &CursorUpdate,
+        keep: u32,
+    ) -> Result<bool, StoreError> {
+        webhooks::record_delivery(self, node, attempt, cursor, keep).await
+    }
+
+    async fn skip_webhook_events(
+        &self,
+        node: &str,
+        webhook: Uuid,
+        delivered_seq: u64,
+    ) -> Result<bool, StoreError> {
+        webhooks::skip_webhook_events(self, node, webhook, delivered_seq).await
+    }
+
+    async fn release_webhooks(&self, node: &str) -> Result<(), StoreError> {
+        webhooks::release_webhooks(self, node).await
     }
 }
