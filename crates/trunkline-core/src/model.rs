@@ -241,6 +241,21 @@ pub struct DashaNumberOnTrunk {
 }
 
 impl OutboundRegistration {
+    /// The id the API shows it by: the Ultravox registration id, or the Dasha phone number.
+    pub fn public_id(&self) -> String {
+        match self.source {
+            RegistrationSource::Ultravox => self.id.to_string(),
+            RegistrationSource::DashaNumber => self.aor_user.clone(),
+        }
+    }
+
+    pub fn kind(&self) -> crate::service::RegistrationKind {
+        match self.source {
+            RegistrationSource::Ultravox => crate::service::RegistrationKind::Ultravox,
+            RegistrationSource::DashaNumber => crate::service::RegistrationKind::Dasha,
+        }
+    }
+
     /// The rule for a Dasha phone number with `registration: true` (spec, "Dasha phone-number
     /// registration"): the AOR user is the number exactly as stored; the digest user the
     /// trunk's `authUser`, else the number; the registrar host the trunk's `domain`, else its

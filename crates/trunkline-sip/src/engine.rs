@@ -120,6 +120,9 @@ struct Slot {
     unsaved: bool,
     /// How the last exchange ended on the wire ([`ExchangeResult::signature`]).
     last_exchange: u64,
+    /// Deleted or disabled: when the engine lets go of it, `registration.removed` is
+    /// announced (not when it is only handed to another node).
+    gone: bool,
 }
 
 #[derive(Clone)]
@@ -398,7 +401,7 @@ impl Core {
             .copied()
             .collect();
         for id in vanished {
-            self.remove(id);
+            self.remove(id, true);
         }
         for registration in registrations {
             self.apply(registration);
@@ -423,7 +426,7 @@ impl Core {
                 self.reloading.remove(&id);
                 match registration {
                     Some(registration) => self.apply(registration),
-                    None => self.remove(id),
+                    None => self.remove(id, true),
                 }
             }
             Load::All(registrations) => self.adopt_all(registrations),
@@ -498,7 +501,7 @@ impl Core {
         let mut fixes: Vec<(Uuid, &'static str)> = Vec::new();
         for id in vanished {
             fixes.push((id, "vanished"));
-            self.remove(id);
+            self.remove(id, true);
         }
         for (tenant, id, version) in versions {
             if changed.contains(&id) || self.reloading.contains_key(&id) {
@@ -542,6 +545,7 @@ impl Core {
             after_flight: AfterFlight::Nothing,
             unsaved: false,
             last_exchange: 0,
+            gone: false,
             registration: Arc::new(registration),
         };
         self.status.track(id, slot.status.clone());
@@ -587,7 +591,7 @@ impl Core {
         }
         match (event.kind, event.op) {
             (EntityKind::Registration | EntityKind::PhoneNumber, ChangeOp::Deleted) => {
-                self.remove(event.id);
+                self.remove(event.id, true);
             }
             (EntityKind::Registration | EntityKind::PhoneNumber, _) => {
                 self.reload(event.tenant, event.id);
@@ -751,13 +755,15 @@ impl Core {
         }
     }
 
-    /// Deleted: unregister the binding if there is one, then forget the registration.
-    fn remove(&mut self, id: Uuid) {
+    /// Deleted or disabled (`gone`), or handed to another node: unregister the binding if
+    /// there is one, then forget the registration.
+    fn remove(&mut self, id: Uuid, gone: bool) {
         // A reload still under way would bring back what was deleted.
         self.reloading.remove(&id);
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        slot.gone |= gone;
         if slot.in_flight {
             slot.after_flight = AfterFlight::Remove;
             return;
@@ -1062,8 +1068,7 @@ impl Core {
                 return;
             }
             AfterFlight::Refresh => {
-                self.status
-                    .save(&slot.registration.tenant, id, &slot.status);
+                self.status.save(&slot.registration, &slot.status);
                 self.register_changed(id);
                 return;
             }
@@ -1083,8 +1088,7 @@ impl Core {
             // A routine refresh is live already; the sweep takes it to the table.
             slot.unsaved = routine;
             if !routine {
-                self.status
-                    .save(&slot.registration.tenant, id, &slot.status);
+                self.status.save(&slot.registration, &slot.status);
             }
             self.schedule_at(id, at);
         }
@@ -1097,15 +1101,18 @@ impl Core {
         for (id, slot) in &mut self.slots {
             let in_slice = slice.is_none_or(|slice| save_slice(*id) == slice);
             if in_slice && std::mem::take(&mut slot.unsaved) {
-                self.status
-                    .save(&slot.registration.tenant, *id, &slot.status);
+                self.status.save(&slot.registration, &slot.status);
             }
         }
     }
 
     /// Drops a registration's slot and its live status.
     fn forget(&mut self, id: Uuid) {
-        self.slots.remove(&id);
+        if let Some(slot) = self.slots.remove(&id) {
+            if slot.gone {
+                self.status.removed(&slot.registration, &slot.status);
+            }
+        }
         self.pending_stale.remove(&id);
         self.status.forget(id);
     }
@@ -1146,7 +1153,7 @@ impl Core {
             OwnershipChange::Released(ids) => {
                 tracing::info!(count = ids.len(), "registrations handed to other nodes");
                 for id in ids {
-                    self.remove(id);
+                    self.remove(id, false);
                 }
             }
             OwnershipChange::Lost(ids) => {
@@ -1197,8 +1204,7 @@ impl Core {
         ));
         drop(status);
         slot.unsaved = false;
-        self.status
-            .save(&slot.registration.tenant, id, &slot.status);
+        self.status.save(&slot.registration, &slot.status);
         self.schedule_at(id, at);
     }
 

@@ -5,6 +5,8 @@
 use trunkline_core::model::{
     RegistrationAttempt, RegistrationState, RegistrationStatus, Transport,
 };
+use trunkline_core::outbox::StatusWrite;
+use trunkline_core::service::RegistrationKind;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
 
@@ -44,6 +46,17 @@ fn registered(at: i64) -> RegistrationStatus {
     }
 }
 
+fn write(tenant: &AccountId, id: Uuid, status: RegistrationStatus) -> StatusWrite {
+    StatusWrite {
+        tenant: tenant.clone(),
+        id,
+        public_id: id.to_string(),
+        kind: RegistrationKind::Ultravox,
+        status,
+        removed: false,
+    }
+}
+
 async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations(backend: Backend) {
     let (db, store, account) = store_with_tenant(backend).await;
     let alice = registration(&*store, &account, "alice", Timestamp::now()).await;
@@ -57,8 +70,8 @@ async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations(backend
         }
         let last = *batch.last().unwrap();
         let statuses = [
-            (account.clone(), alice, registered(last)),
-            (account.clone(), bob, registered(last)),
+            write(&account, alice, registered(last)),
+            write(&account, bob, registered(last)),
         ];
         store
             .write_registration_batch(&statuses, &attempts, 20)
@@ -109,8 +122,8 @@ async fn batches_keep_the_newest_attempts_and_skip_deleted_registrations(backend
     store
         .write_registration_batch(
             &[
-                (account.clone(), alice, registered(99)),
-                (account.clone(), bob, registered(99)),
+                write(&account, alice, registered(99)),
+                write(&account, bob, registered(99)),
             ],
             &[attempt(&account, alice, 99), attempt(&account, bob, 99)],
             20,

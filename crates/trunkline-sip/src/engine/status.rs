@@ -1,4 +1,5 @@
-//! Status and history writes. The engine changes a registration's [`LiveStatus`] in place,
+//! Status and history writes (and, through them, the `registration.*` events the store
+//! appends in the same transactions). The engine changes a registration's [`LiveStatus`] in place,
 //! and the live [`StatusBoard`] shows it at once; changes that matter after a restart (not
 //! routine refreshes) are also handed to a writer task that coalesces them per registration
 //! and writes each batch, as the statuses are when it is written, as one transaction of two
@@ -12,17 +13,22 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use trunkline_core::live::{LiveStatus, StatusBoard};
-use trunkline_core::model::RegistrationAttempt;
+use trunkline_core::model::{
+    OutboundRegistration, RegistrationAttempt, RegistrationState, RegistrationStatus,
+};
+use trunkline_core::outbox::StatusWrite;
 use trunkline_core::service::HISTORY_LENGTH;
 use trunkline_core::store::Store;
-use trunkline_core::AccountId;
+use trunkline_core::Timestamp;
 use uuid::Uuid;
 
 /// How long changes gather before a batch is written.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 enum Message {
-    Put(AccountId, Uuid, Arc<LiveStatus>),
+    Put(Arc<OutboundRegistration>, Arc<LiveStatus>),
+    /// Deleted or disabled, and unregistered: the last status, announced as removed.
+    Removed(Arc<OutboundRegistration>, RegistrationStatus),
     Attempts(Vec<RegistrationAttempt>),
     Close(tokio::sync::oneshot::Sender<()>),
 }
@@ -62,10 +68,24 @@ impl StatusWriter {
 
     /// A status change that matters after a restart: to the table in the next batch (the
     /// board shows it already).
-    pub fn save(&self, tenant: &AccountId, id: Uuid, status: &Arc<LiveStatus>) {
+    pub fn save(&self, registration: &Arc<OutboundRegistration>, status: &Arc<LiveStatus>) {
         let _ = self
             .sender
-            .send(Message::Put(tenant.clone(), id, status.clone()));
+            .send(Message::Put(registration.clone(), status.clone()));
+    }
+
+    /// The engine is done with a registration that was deleted or disabled (unregistered if it
+    /// was bound): its last status goes to the table as `disabled` with nothing bound, and
+    /// `registration.removed` is announced.
+    pub fn removed(&self, registration: &Arc<OutboundRegistration>, status: &LiveStatus) {
+        let mut last = status.snapshot();
+        last.state = RegistrationState::Disabled;
+        last.expires_at = None;
+        last.next_attempt_at = None;
+        last.updated_at = Timestamp::now();
+        let _ = self
+            .sender
+            .send(Message::Removed(registration.clone(), last));
     }
 
     /// The engine forgot a registration: its live status goes (the table's row goes with the
@@ -90,9 +110,16 @@ impl StatusWriter {
     }
 }
 
+/// A registration's status waiting for the next batch.
+enum Entry {
+    /// Written as it is when the batch is written.
+    Live(Arc<LiveStatus>),
+    Removed(RegistrationStatus),
+}
+
 #[derive(Default)]
 struct Pending {
-    statuses: HashMap<Uuid, (AccountId, Arc<LiveStatus>)>,
+    statuses: HashMap<Uuid, (Arc<OutboundRegistration>, Entry)>,
     attempts: Vec<RegistrationAttempt>,
 }
 
@@ -100,8 +127,14 @@ impl Pending {
     /// Takes a message in; the close signal is handed back.
     fn take(&mut self, message: Message) -> Option<tokio::sync::oneshot::Sender<()>> {
         match message {
-            Message::Put(tenant, id, status) => {
-                self.statuses.insert(id, (tenant, status));
+            Message::Put(registration, status) => {
+                self.statuses
+                    .insert(registration.id, (registration, Entry::Live(status)));
+                None
+            }
+            Message::Removed(registration, last) => {
+                self.statuses
+                    .insert(registration.id, (registration, Entry::Removed(last)));
                 None
             }
             Message::Attempts(attempts) => {
@@ -149,11 +182,22 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedRecei
 /// counted in `trunkline_status_write_failures_total`. At shutdown it gives up after
 /// [`CLOSE_RETRY_LIMIT`], so a dead database cannot hold the process.
 async fn flush(store: &Arc<dyn Store>, pending: &mut Pending, closing: bool) {
-    let mut live = Vec::with_capacity(pending.statuses.len());
+    let mut entries = Vec::with_capacity(pending.statuses.len());
     let mut statuses = Vec::with_capacity(pending.statuses.len());
-    for (id, (tenant, status)) in pending.statuses.drain() {
-        statuses.push((tenant, id, status.snapshot()));
-        live.push(status);
+    for (_, (registration, entry)) in pending.statuses.drain() {
+        let (status, removed) = match &entry {
+            Entry::Live(live) => (live.snapshot(), false),
+            Entry::Removed(last) => (last.clone(), true),
+        };
+        statuses.push(StatusWrite {
+            tenant: registration.tenant.clone(),
+            id: registration.id,
+            public_id: registration.public_id(),
+            kind: registration.kind(),
+            status,
+            removed,
+        });
+        entries.push(entry);
     }
     let mut pause = RETRY_PAUSE_MIN;
     let give_up = tokio::time::Instant::now() + CLOSE_RETRY_LIMIT;
@@ -183,8 +227,10 @@ async fn flush(store: &Arc<dyn Store>, pending: &mut Pending, closing: bool) {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(RETRY_PAUSE_MAX);
         // Written as they are by the time of the retry.
-        for (row, status) in statuses.iter_mut().zip(&live) {
-            row.2 = status.snapshot();
+        for (row, entry) in statuses.iter_mut().zip(&entries) {
+            if let Entry::Live(live) = entry {
+                row.status = live.snapshot();
+            }
         }
     }
 }

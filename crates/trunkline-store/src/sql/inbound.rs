@@ -6,6 +6,7 @@
 // the same transaction, and the registrar's writes skip a credential that is gone or disabled.
 
 use trunkline_core::model::{BindingChange, InboundBinding, InboundCredential, Transport};
+use trunkline_core::outbox::{binding_event_data, EventType, NewEvent};
 use trunkline_core::page::Window;
 use trunkline_core::secret::DigestHashes;
 use trunkline_core::store::WriteOutcome;
@@ -15,6 +16,14 @@ use uuid::Uuid;
 use super::support::missing_or_stale;
 use super::SqlStore;
 use crate::common::{applied, corrupt, db, is_unique_violation, parse_tenant, parse_uuid};
+
+/// The columns of a binding row, in `BindingRow`'s order.
+macro_rules! binding_columns {
+    () => {
+        "tenant_id, credential_id, contact, source, transport, user_agent, call_id, cseq, \
+         expires_at, registered_at "
+    };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Credentials
@@ -169,30 +178,83 @@ pub(crate) async fn update_credential(
         )
         .await;
     }
-    if !c.enabled {
-        sqlx::query("DELETE FROM inbound_bindings WHERE tenant_id = $1 AND credential_id = $2")
-            .bind(c.tenant.as_str())
-            .bind(c.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-    }
-    tx.commit().await.map_err(db)?;
+    let ended = if c.enabled {
+        Vec::new()
+    } else {
+        end_bindings_of(&mut tx, &c.tenant, c.id).await?
+    };
+    commit_with_events(store, tx, &ended).await?;
     Ok(WriteOutcome::Applied)
 }
 
-/// Deletes the credential; its bindings go with it (`ON DELETE CASCADE`).
+/// Deletes a credential's bindings in `tx`, each announced as `binding.removed`.
+async fn end_bindings_of(
+    tx: &mut sqlx::Transaction<'static, super::Db>,
+    tenant: &AccountId,
+    credential: Uuid,
+) -> Result<Vec<NewEvent>, StoreError> {
+    let rows: Vec<BindingRow> = sqlx::query_as(concat!(
+        "DELETE FROM inbound_bindings WHERE tenant_id = $1 AND credential_id = $2 RETURNING ",
+        binding_columns!()
+    ))
+    .bind(tenant.as_str())
+    .bind(credential.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    removed_events(rows)
+}
+
+/// `binding.removed` for each of `rows`, as of now.
+fn removed_events(rows: Vec<BindingRow>) -> Result<Vec<NewEvent>, StoreError> {
+    let now = Timestamp::now();
+    rows.into_iter()
+        .map(|row| Ok(binding_event(&row.into_model()?, EventType::BindingRemoved, now)))
+        .collect()
+}
+
+fn binding_event(binding: &InboundBinding, kind: EventType, at: Timestamp) -> NewEvent {
+    NewEvent {
+        tenant: binding.tenant.clone(),
+        kind,
+        at,
+        data: binding_event_data(binding),
+    }
+}
+
+/// Appends `events` in `tx`, commits, and wakes whoever waits for events.
+async fn commit_with_events(
+    store: &SqlStore,
+    mut tx: sqlx::Transaction<'static, super::Db>,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    let appended = super::events::append(&mut tx, events).await?;
+    tx.commit().await.map_err(db)?;
+    if appended > 0 {
+        store.events_appended.wake();
+    }
+    Ok(())
+}
+
+/// Deletes the credential and its bindings (each announced as removed; the foreign key's
+/// `ON DELETE CASCADE` would take them silently).
 pub(crate) async fn delete_credential(
     store: &SqlStore,
     tenant: &AccountId,
     id: Uuid,
 ) -> Result<WriteOutcome, StoreError> {
+    let mut tx = store.write_tx().await?;
+    let ended = end_bindings_of(&mut tx, tenant, id).await?;
     let result = sqlx::query("DELETE FROM inbound_credentials WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.as_str())
         .bind(id.to_string())
-        .execute(&store.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
+    if result.rows_affected() == 0 {
+        return Ok(WriteOutcome::NotFound);
+    }
+    commit_with_events(store, tx, &ended).await?;
     Ok(applied(result.rows_affected()))
 }
 
@@ -312,8 +374,7 @@ impl BindingRow {
 
 macro_rules! binding_select {
     () => {
-        "SELECT tenant_id, credential_id, contact, source, transport, user_agent, call_id, cseq, \
-         expires_at, registered_at FROM inbound_bindings "
+        concat!("SELECT ", binding_columns!(), "FROM inbound_bindings ")
     };
 }
 
@@ -332,10 +393,22 @@ const PUT_BINDING: &str = "INSERT INTO inbound_bindings (tenant_id, credential_i
      call_id = excluded.call_id, cseq = excluded.cseq, expires_at = excluded.expires_at, \
      registered_at = excluded.registered_at";
 
-const REMOVE_BINDING: &str =
-    "DELETE FROM inbound_bindings WHERE credential_id = $1 AND contact = $2";
+/// What a `Put` replaces: when nothing live, the binding is new (`binding.created`).
+const BINDING_BEFORE_PUT: &str = concat!(
+    "SELECT ",
+    binding_columns!(),
+    "FROM inbound_bindings WHERE credential_id = $1 AND contact = $2"
+);
 
-const REMOVE_ALL_BINDINGS: &str = "DELETE FROM inbound_bindings WHERE credential_id = $1";
+const REMOVE_BINDING: &str = concat!(
+    "DELETE FROM inbound_bindings WHERE credential_id = $1 AND contact = $2 RETURNING ",
+    binding_columns!()
+);
+
+const REMOVE_ALL_BINDINGS: &str = concat!(
+    "DELETE FROM inbound_bindings WHERE credential_id = $1 RETURNING ",
+    binding_columns!()
+);
 
 /// The registrar's group commit: every change in order, in one transaction, one statement
 /// execution each. The three statements are prepared once on the writer connection and kept
@@ -348,33 +421,69 @@ pub(crate) async fn write_binding_changes(
     if changes.is_empty() {
         return Ok(());
     }
+    let now = Timestamp::now();
+    let mut events = Vec::new();
     let mut tx = store.write_tx().await?;
     for change in changes {
-        let statement = match change {
-            BindingChange::Put(b) => sqlx::query(PUT_BINDING)
-                .bind(b.tenant.as_str())
-                .bind(b.credential_id.to_string())
-                .bind(b.contact.as_str())
-                .bind(b.source.as_str())
-                .bind(b.transport.as_str())
-                .bind(b.user_agent.as_deref())
-                .bind(b.call_id.as_str())
-                .bind(i64::from(b.cseq))
-                .bind(b.expires_at.micros())
-                .bind(b.registered_at.micros()),
+        match change {
+            BindingChange::Put(b) => {
+                let before: Option<BindingRow> = sqlx::query_as(BINDING_BEFORE_PUT)
+                    .bind(b.credential_id.to_string())
+                    .bind(b.contact.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let put = sqlx::query(PUT_BINDING)
+                    .bind(b.tenant.as_str())
+                    .bind(b.credential_id.to_string())
+                    .bind(b.contact.as_str())
+                    .bind(b.source.as_str())
+                    .bind(b.transport.as_str())
+                    .bind(b.user_agent.as_deref())
+                    .bind(b.call_id.as_str())
+                    .bind(i64::from(b.cseq))
+                    .bind(b.expires_at.micros())
+                    .bind(b.registered_at.micros())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if put.rows_affected() == 0 {
+                    continue; // the credential is gone or disabled
+                }
+                // A refresh of a live binding is no news; one replacing an expired binding
+                // (not swept yet) ends that one and starts another.
+                match before.map(BindingRow::into_model).transpose()? {
+                    Some(old) if old.expires_at > now => {}
+                    Some(old) => {
+                        events.push(binding_event(&old, EventType::BindingRemoved, now));
+                        events.push(binding_event(b, EventType::BindingCreated, b.registered_at));
+                    }
+                    None => events.push(binding_event(b, EventType::BindingCreated, b.registered_at)),
+                }
+            }
             BindingChange::Remove {
                 credential_id,
                 contact,
-            } => sqlx::query(REMOVE_BINDING)
-                .bind(credential_id.to_string())
-                .bind(contact.as_str()),
-            BindingChange::RemoveAll { credential_id } => {
-                sqlx::query(REMOVE_ALL_BINDINGS).bind(credential_id.to_string())
+            } => {
+                let rows: Vec<BindingRow> = sqlx::query_as(REMOVE_BINDING)
+                    .bind(credential_id.to_string())
+                    .bind(contact.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                events.extend(removed_events(rows)?);
             }
-        };
-        statement.execute(&mut *tx).await.map_err(db)?;
+            BindingChange::RemoveAll { credential_id } => {
+                let rows: Vec<BindingRow> = sqlx::query_as(REMOVE_ALL_BINDINGS)
+                    .bind(credential_id.to_string())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                events.extend(removed_events(rows)?);
+            }
+        }
     }
-    tx.commit().await.map_err(db)
+    commit_with_events(store, tx, &events).await
 }
 
 /// Bindings not expired at `now` (`expires_at > now`), of every tenant.
@@ -418,15 +527,21 @@ pub(crate) async fn bindings(
 }
 
 /// Deletes the bindings expired at `now` (`expires_at <= now`, the complement of
-/// [`live_bindings`]), through the expiry index.
+/// [`live_bindings`]), through the expiry index, each announced as `binding.removed`.
 pub(crate) async fn delete_expired_bindings(
     store: &SqlStore,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let result = sqlx::query("DELETE FROM inbound_bindings WHERE expires_at <= $1")
-        .bind(now.micros())
-        .execute(&store.writer)
-        .await
-        .map_err(db)?;
-    Ok(result.rows_affected())
+    let mut tx = store.write_tx().await?;
+    let rows: Vec<BindingRow> = sqlx::query_as(concat!(
+        "DELETE FROM inbound_bindings WHERE expires_at <= $1 RETURNING ",
+        binding_columns!()
+    ))
+    .bind(now.micros())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let count = rows.len() as u64;
+    commit_with_events(store, tx, &removed_events(rows)?).await?;
+    Ok(count)
 }
