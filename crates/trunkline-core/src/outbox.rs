@@ -46,6 +46,20 @@ impl EventType {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
     }
+
+    /// A comma-separated list of types (`?types=`), each once, in the order given; the first
+    /// unknown one is the error.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
+        let mut types = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let kind =
+                Self::parse(name).ok_or_else(|| name.chars().take(64).collect::<String>())?;
+            if !types.contains(&kind) {
+                types.push(kind);
+            }
+        }
+        Ok(types)
+    }
 }
 
 /// The coarse outcome of a registration that events announce; stored with its status as the
@@ -123,29 +137,43 @@ impl StoredEvent {
     }
 
     /// The event body: the webhook POST body, the SSE `data` and a polled item.
-    pub fn body(&self) -> String {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            id: &'a str,
-            seq: u64,
-            #[serde(rename = "type")]
-            kind: &'static str,
-            timestamp: String,
-            data: serde_json::Value,
-        }
-        // `data` was written by us as JSON; should a row ever hold something else, it goes out
-        // as a JSON string rather than breaking the body.
-        let data = serde_json::from_str(&self.data)
-            .unwrap_or_else(|_| serde_json::Value::String(self.data.clone()));
-        serde_json::to_string(&Body {
-            id: &self.id,
+    pub fn body(&self) -> EventBody {
+        EventBody {
+            id: self.id.clone(),
             seq: self.seq,
             kind: self.kind.as_str(),
             timestamp: self.at.to_rfc3339(),
-            data,
-        })
-        .expect("a JSON value serializes")
+            // Written by us as JSON; should a row ever hold something else, it goes out as a
+            // JSON string rather than breaking the body.
+            data: serde_json::from_str(&self.data)
+                .unwrap_or_else(|_| serde_json::Value::String(self.data.clone())),
+        }
     }
+
+    /// [`Self::body`] as JSON text (what a webhook signs and sends).
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&self.body()).expect("a JSON value serializes")
+    }
+}
+
+/// The body of an event, as webhooks, the stream and polling send it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Event))]
+pub struct EventBody {
+    /// `evt_…`; the webhook's `webhook-id`.
+    pub id: String,
+    /// Increases per tenant; the stream's event id (`Last-Event-ID`).
+    pub seq: u64,
+    /// `registration.registered`, `registration.failed`, `registration.removed`,
+    /// `binding.created` or `binding.removed`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    /// The `GET /v1/registrations/{id}` body for `registration.*`; the binding object plus
+    /// `credentialId` for `binding.*`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: serde_json::Value,
 }
 
 /// An event to append: the store gives it its id and `seq`.

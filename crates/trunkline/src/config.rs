@@ -13,7 +13,15 @@ use serde::Deserialize;
 
 /// Environment variable prefix; `TRUNKLINE_SIP_TLS_LISTEN` is `sip.tls_listen`.
 const ENV_PREFIX: &str = "TRUNKLINE_";
-const SECTIONS: &[&str] = &["sip", "registrar", "outbound", "pacing", "dasha", "cluster"];
+const SECTIONS: &[&str] = &[
+    "sip",
+    "registrar",
+    "outbound",
+    "pacing",
+    "dasha",
+    "cluster",
+    "events",
+];
 const TOP_LEVEL: &[&str] = &[
     "listen",
     "data_dir",
@@ -47,6 +55,7 @@ pub struct Config {
     pub pacing: PacingConfig,
     pub dasha: DashaConfig,
     pub cluster: ClusterConfig,
+    pub events: EventsConfig,
 }
 
 impl Default for Config {
@@ -67,6 +76,7 @@ impl Default for Config {
             pacing: PacingConfig::default(),
             dasha: DashaConfig::default(),
             cluster: ClusterConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -215,6 +225,24 @@ impl Default for ClusterConfig {
         Self {
             lease_secs: 15,
             renew_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Events are kept this long for stream resumes and polling.
+    pub retention_secs: u64,
+    /// How long a webhook delivery is retried before the endpoint is disabled.
+    pub webhook_retry_secs: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            retention_secs: 86_400,
+            webhook_retry_secs: 86_400,
         }
     }
 }

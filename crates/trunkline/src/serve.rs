@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use trunkline_api::{ops, AppState};
 use trunkline_core::events::EventBus;
 use trunkline_core::ownership::{Ownership, OwnershipChange};
+use trunkline_core::Timestamp;
 use trunkline_pacing::Pacer;
 use trunkline_sip::{EnginePart, RegistrarPart, SipNode};
 use trunkline_store::redact_url;
@@ -111,6 +112,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let heartbeat = start_heartbeat(&config, &node_id, &services, store.clone()).await;
+    let pruning = start_event_pruning(&config, store.clone());
     let state = AppState {
         services,
         public_url: config.public_url.clone(),
@@ -147,12 +149,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     // A clean stop leaves the cluster at once (a killed node drops out after a lease).
     heartbeat.abort();
+    pruning.abort();
     if let Err(err) = store.forget_node(&node_id).await {
         tracing::warn!(error = %err, "cannot remove this node from the cluster table");
     }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes events older than `events.retention_secs`, every minute (on every node: the
+/// deletes are idempotent).
+fn start_event_pruning(
+    config: &Config,
+    store: Arc<dyn trunkline_store::Database>,
+) -> tokio::task::JoinHandle<()> {
+    let retention = i64::try_from(config.events.retention_secs.min(10 * 365 * 86_400))
+        .unwrap_or(i64::MAX)
+        * 1_000_000;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let before = Timestamp::from_micros(Timestamp::now().micros() - retention);
+            match store.prune_events(before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "old events pruned"),
+                Err(err) => tracing::warn!(error = %err, "cannot prune old events"),
+            }
+        }
+    })
 }
 
 /// Call pacing, in memory or in Redis (`pacing.redis_url`; connected on first use, so the

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod credentials;
+mod events;
 mod pacing;
 mod phone_numbers;
 mod registrations;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use credentials::{CredentialDraft, CredentialPatch};
+pub use events::{EVENT_PAGE_DEFAULT, EVENT_PAGE_MAX};
 pub use pacing::PaceRule;
 pub use phone_numbers::PhoneNumberDraft;
 pub use registrations::RegistrationDraft;

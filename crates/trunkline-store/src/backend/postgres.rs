@@ -94,12 +94,14 @@ impl SqlStore {
 
     /// Publishes on `bus`, from a task of its own, every change another node (or the CLI)
     /// commits, within moments of its commit: what the triggers of migration 0003 announce,
-    /// less what this node wrote (its services published those already). While the listening
+    /// less what this node wrote (its services published those already); events other nodes
+    /// append wake this node's event streams and deliverers. While the listening
     /// connection is down, changes are missed; the engine's periodic reconcile puts them
     /// right, and the listener reconnects.
     pub fn forward_remote_changes(&self, bus: EventBus) {
         let pool = self.writer.clone();
         let own = self.node_id.clone();
+        let events_appended = self.events_appended.clone();
         tokio::spawn(async move {
             loop {
                 let mut listener = match PgListener::connect_with(&pool).await {
@@ -118,7 +120,10 @@ impl SqlStore {
                 loop {
                     match listener.try_recv().await {
                         Ok(Some(notification)) => {
-                            if let Some(event) = remote_change(notification.payload(), &own) {
+                            let payload = notification.payload();
+                            if appended_events(payload, &own) {
+                                events_appended.wake();
+                            } else if let Some(event) = remote_change(payload, &own) {
                                 bus.publish(event);
                             }
                         }
@@ -144,6 +149,13 @@ impl SqlStore {
 /// A write transaction on `writer` (the server orders concurrent writers itself).
 pub(crate) async fn begin_write(writer: &PgPool) -> Result<Transaction<'static, Db>, sqlx::Error> {
     writer.begin().await
+}
+
+/// Whether the payload says another node appended events (migration 0011's trigger).
+fn appended_events(payload: &str, own: &str) -> bool {
+    let mut parts = payload.split('|');
+    let node = parts.next().unwrap_or(own);
+    node != own && parts.next() == Some("events")
 }
 
 /// A change announced by the triggers (`node|table|operation|tenant|id`), unless `own` wrote

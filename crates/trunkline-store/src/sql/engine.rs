@@ -121,9 +121,7 @@ impl SqlStore {
             .collect();
         let appended = events::append(&mut tx, &events).await?;
         tx.commit().await.map_err(db)?;
-        if appended > 0 {
-            self.events_appended.wake();
-        }
+        self.events_appended.committed(&appended);
         Ok(())
     }
 

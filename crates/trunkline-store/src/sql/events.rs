@@ -12,12 +12,12 @@ use super::{Db, SqlStore};
 use crate::common::{corrupt, db, parse_tenant};
 
 /// Wakes whoever waits for new events, after a commit that appended some.
-#[derive(Debug)]
-pub(crate) struct Wakeups(tokio::sync::watch::Sender<u64>);
+#[derive(Debug, Clone)]
+pub(crate) struct Wakeups(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
 
 impl Default for Wakeups {
     fn default() -> Self {
-        Self(tokio::sync::watch::channel(0).0)
+        Self(std::sync::Arc::new(tokio::sync::watch::channel(0).0))
     }
 }
 
@@ -29,6 +29,19 @@ impl Wakeups {
     pub(crate) fn wake(&self) {
         self.0.send_modify(|n| *n = n.wrapping_add(1));
     }
+
+    /// After the commit of a transaction that appended `events` ([`append`]'s answer): counts
+    /// them in `trunkline_events_written_total{type}` and wakes the waiting.
+    pub(crate) fn committed(&self, events: &[EventType]) {
+        if events.is_empty() {
+            return;
+        }
+        for kind in events {
+            metrics::counter!("trunkline_events_written_total", "type" => kind.as_str())
+                .increment(1);
+        }
+        self.wake();
+    }
 }
 
 /// Rows per multi-row insert (6 parameters each).
@@ -37,12 +50,12 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// Appends `events` in `tx`, numbering each tenant's on from its counter row. Tenants are taken
 /// in one order (sorted), so two transactions never wait for each other's counters in opposite
 /// orders; a tenant's counter row stays locked until `tx` ends, so its `seq` order is commit
-/// order (a reader never sees seq 6 committed before seq 5). Returns how many were appended;
-/// the caller wakes [`Wakeups`] after its commit.
+/// order (a reader never sees seq 6 committed before seq 5). Returns the types appended, for
+/// [`Wakeups::committed`] after the commit.
 pub(crate) async fn append(
     tx: &mut Transaction<'static, Db>,
     events: &[NewEvent],
-) -> Result<usize, StoreError> {
+) -> Result<Vec<EventType>, StoreError> {
     let mut by_tenant: BTreeMap<&str, Vec<&NewEvent>> = BTreeMap::new();
     for event in events {
         by_tenant.entry(event.tenant.as_str()).or_default().push(event);
@@ -86,7 +99,7 @@ pub(crate) async fn append(
             .await
             .map_err(db)?;
     }
-    Ok(numbered.len())
+    Ok(numbered.iter().map(|(_, _, event)| event.kind).collect())
 }
 
 #[derive(sqlx::FromRow)]

@@ -230,9 +230,7 @@ async fn commit_with_events(
 ) -> Result<(), StoreError> {
     let appended = super::events::append(&mut tx, events).await?;
     tx.commit().await.map_err(db)?;
-    if appended > 0 {
-        store.events_appended.wake();
-    }
+    store.events_appended.committed(&appended);
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! trunkline's own endpoints under `/v1/`: any dialect's key authenticates, errors are RFC 9457
 //! problem details. Here: the live status and history of one outbound registration; call
-//! pacing's admission in [`pacing`]; the nodes serving the database in [`cluster`].
+//! pacing's admission in [`pacing`]; the nodes serving the database in [`cluster`]; the
+//! tenant's events, streamed or polled, in [`events`].
 
 mod cluster;
+mod events;
 mod pacing;
 
 use axum::extract::State;
@@ -85,6 +87,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(registration_history))
         .routes(routes!(pacing::pacing_admit))
         .routes(routes!(cluster::cluster))
+        .routes(routes!(events::events))
 }
 
 /// The last REGISTER transactions of a registration, newest first.
