@@ -87,7 +87,10 @@ async fn registration_outcomes_are_announced_once_per_change(backend: Backend) {
     let failed: serde_json::Value = serde_json::from_str(&events[1].data).unwrap();
     assert_eq!(failed["id"], id.to_string());
     assert_eq!(failed["kind"], "ultravox");
-    assert_eq!(failed["state"], "failed_timeout", "the body as at that moment");
+    assert_eq!(
+        failed["state"], "failed_timeout",
+        "the body as at that moment"
+    );
     let body: serde_json::Value = serde_json::from_str(&events[3].body_json()).unwrap();
     assert_eq!(body["type"], "registration.removed");
     assert_eq!(body["seq"], 4);
@@ -118,13 +121,19 @@ async fn registration_outcomes_are_announced_once_per_change(backend: Backend) {
 
     // Reads: after a seq, by type, bounded.
     let after = store.events_after(&tenant, 4, &[], 1000).await.unwrap();
-    assert_eq!(kinds(&after), [(5, "registration.registered"), (6, "registration.removed")]);
+    assert_eq!(
+        kinds(&after),
+        [(5, "registration.registered"), (6, "registration.removed")]
+    );
     let failed_only = store
         .events_after(&tenant, 0, &[EventType::RegistrationFailed], 1000)
         .await
         .unwrap();
     assert_eq!(kinds(&failed_only), [(2, "registration.failed")]);
-    assert_eq!(store.events_after(&tenant, 0, &[], 2).await.unwrap().len(), 2);
+    assert_eq!(
+        store.events_after(&tenant, 0, &[], 2).await.unwrap().len(),
+        2
+    );
 
     // Another tenant: its own numbering, and none of these.
     let other = add_tenant(&*store).await;
@@ -142,7 +151,10 @@ async fn registration_outcomes_are_announced_once_per_change(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(kinds(&all_events(&*store, &other).await), [(1, "registration.failed")]);
+    assert_eq!(
+        kinds(&all_events(&*store, &other).await),
+        [(1, "registration.failed")]
+    );
     assert_eq!(
         kinds(&all_events(&*store, &tenant).await[6..]),
         [(7, "registration.registered")]
@@ -150,12 +162,18 @@ async fn registration_outcomes_are_announced_once_per_change(backend: Backend) {
 
     // Pruning goes by age.
     let pruned = store
-        .prune_events(Timestamp::from_micros(Timestamp::now().micros() + 1_000_000))
+        .prune_events(Timestamp::from_micros(
+            Timestamp::now().micros() + 1_000_000,
+        ))
         .await
         .unwrap();
     assert_eq!(pruned, 8);
     assert!(all_events(&*store, &tenant).await.is_empty());
-    assert_eq!(store.last_event_seq(&tenant).await.unwrap(), 7, "seq never goes back");
+    assert_eq!(
+        store.last_event_seq(&tenant).await.unwrap(),
+        7,
+        "seq never goes back"
+    );
 }
 
 async fn credential(store: &dyn Database, tenant: &AccountId, username: &str) -> InboundCredential {
@@ -170,7 +188,8 @@ async fn credential(store: &dyn Database, tenant: &AccountId, username: &str) ->
         created_at: at,
         updated_at: at,
     };
-    let hashes = DigestHashes::compute(username, &credential.realm, &SecretString::from("pw-pw-pw"));
+    let hashes =
+        DigestHashes::compute(username, &credential.realm, &SecretString::from("pw-pw-pw"));
     store
         .insert_inbound_credential(&credential, &hashes)
         .await
@@ -207,7 +226,10 @@ async fn binding_events(
         .into_iter()
         .map(|e| {
             let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
-            (e.kind.as_str(), data["contact"].as_str().unwrap().to_owned())
+            (
+                e.kind.as_str(),
+                data["contact"].as_str().unwrap().to_owned(),
+            )
         })
         .collect()
 }
@@ -257,7 +279,12 @@ async fn binding_changes_are_announced(backend: Backend) {
     tail[2..].sort();
     assert_eq!(
         tail,
-        [removed("sip:a1"), created("sip:a3"), removed("sip:a2"), removed("sip:a3")]
+        [
+            removed("sip:a1"),
+            created("sip:a3"),
+            removed("sip:a2"),
+            removed("sip:a3")
+        ]
     );
 
     // Expiry, and a credential disabled or deleted, end bindings with an event each.
@@ -272,7 +299,13 @@ async fn binding_changes_are_announced(backend: Backend) {
         .await
         .unwrap();
     let seen = store.last_event_seq(&tenant).await.unwrap();
-    assert_eq!(store.delete_expired_inbound_bindings(Timestamp::now()).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_expired_inbound_bindings(Timestamp::now())
+            .await
+            .unwrap(),
+        1
+    );
     let mut disabled = bob.clone();
     disabled.enabled = false;
     disabled.updated_at = Timestamp::from_micros(bob.updated_at.micros() + 1);

@@ -12,6 +12,7 @@ mod crash;
 mod dasha;
 mod devices;
 mod dns;
+mod events;
 mod hostile;
 mod hygiene;
 mod kamailio;
