@@ -177,7 +177,15 @@ async fn same_schema_as_sqlite() {
         postgres
             .entry(table)
             .or_default()
-            .insert(column, (ty, not_null, default));
+            // `''::text` is PostgreSQL's spelling of SQLite's `''`.
+            .insert(
+                column,
+                (
+                    ty,
+                    not_null,
+                    default.map(|d| d.trim_end_matches("::text").to_owned()),
+                ),
+            );
     }
     assert_eq!(postgres, sqlite);
 

@@ -38,6 +38,9 @@ pub struct AppState {
     pub admin_token: Option<Arc<SecretString>>,
     /// Call pacing's decisions (in memory or in Redis).
     pub pacer: Arc<Pacer>,
+    /// Turns `true` when the server stops: long-lived responses (event streams) end, so the
+    /// drain does not wait for them.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
 }
 
 impl FromRef<AppState> for Services {

@@ -112,6 +112,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let heartbeat = start_heartbeat(&config, &node_id, &services, store.clone()).await;
+    let (stop_streams, shutting_down) = tokio::sync::watch::channel(false);
     let pruning = start_event_pruning(&config, store.clone());
     let state = AppState {
         services,
@@ -119,6 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: Some(metrics),
         admin_token: config.admin_token.clone().map(Arc::new),
         pacer,
+        shutting_down,
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -131,7 +133,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, node = %node_id, database = %redact_url(&config.database_url()), "serving");
     eprintln!("listening on http://{address}");
 
-    let drain = http_server::serve(listener, trunkline_api::router(state), shutdown).await;
+    let drain = http_server::serve(listener, trunkline_api::router(state), async {
+        shutdown.await;
+        // Event streams end now; the drain would otherwise wait them out.
+        let _ = stop_streams.send(true);
+    })
+    .await;
     // No more claims: what this node holds is unregistered below, then released.
     stop_leases.cancel();
     // Both within the one deadline, side by side: the HTTP side drains, the engine unregisters

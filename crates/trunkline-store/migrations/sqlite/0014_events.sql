@@ -35,7 +35,7 @@ CREATE TABLE webhooks (
     url              TEXT NOT NULL,
     types            TEXT NOT NULL,
     description      TEXT,
-    enabled          INTEGER NOT NULL,
+    enabled          BOOLEAN NOT NULL,
     disabled_reason  TEXT,
     secret_sealed    BLOB NOT NULL,
     created_at       INTEGER NOT NULL,

@@ -130,7 +130,14 @@ pub(super) async fn events(
         Some(seq) => seq,
         None => state.services.last_event_seq(&caller.tenant).await?,
     };
-    let stream = event_stream(state.services.clone(), caller.tenant, types, start, wakeups);
+    let stream = event_stream(
+        state.services.clone(),
+        caller.tenant,
+        types,
+        start,
+        wakeups,
+        state.shutting_down.clone(),
+    );
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text(" keep-alive"))
         .into_response())
@@ -151,17 +158,20 @@ struct Cursor {
     types: Vec<EventType>,
     after: u64,
     wakeups: tokio::sync::watch::Receiver<u64>,
+    shutting_down: tokio::sync::watch::Receiver<bool>,
     ready: VecDeque<Event>,
 }
 
 /// The events after `after`, read in batches, waiting on `wakeups` when caught up. A read that
-/// fails ends the stream (the client resumes with `Last-Event-ID`).
+/// fails ends the stream (the client resumes with `Last-Event-ID`), and so does the server's
+/// shutdown.
 fn event_stream(
     services: Services,
     tenant: AccountId,
     types: Vec<EventType>,
     after: u64,
     wakeups: tokio::sync::watch::Receiver<u64>,
+    shutting_down: tokio::sync::watch::Receiver<bool>,
 ) -> impl Stream<Item = std::result::Result<Event, Infallible>> {
     let cursor = Cursor {
         services,
@@ -169,10 +179,14 @@ fn event_stream(
         types,
         after,
         wakeups,
+        shutting_down,
         ready: VecDeque::new(),
     };
     stream::unfold(cursor, |mut cursor| async move {
         loop {
+            if *cursor.shutting_down.borrow() {
+                return None;
+            }
             if let Some(event) = cursor.ready.pop_front() {
                 return Some((Ok(event), cursor));
             }
@@ -192,7 +206,12 @@ fn event_stream(
                 if cursor.wakeups.has_changed().unwrap_or(false) {
                     continue;
                 }
-                let _ = tokio::time::timeout(REREAD, cursor.wakeups.changed()).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(REREAD, cursor.wakeups.changed()) => {}
+                    closed = cursor.shutting_down.changed() => if closed.is_err() {
+                        return None; // the server is gone
+                    }
+                }
                 continue;
             }
             for event in events {
