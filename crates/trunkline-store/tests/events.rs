@@ -4,13 +4,11 @@
 //! per tenant; reads filtered by type and bounded; other tenants see nothing; wake-ups follow
 //! commits; pruning by age.
 
-use secrecy::SecretString;
 use trunkline_core::model::{
     BindingChange, InboundBinding, InboundCredential, RegistrationState, RegistrationStatus,
     Transport,
 };
 use trunkline_core::outbox::{EventType, StatusWrite, StoredEvent};
-use trunkline_core::secret::DigestHashes;
 use trunkline_core::service::RegistrationKind;
 use trunkline_core::{AccountId, Timestamp};
 use uuid::Uuid;
@@ -177,24 +175,7 @@ async fn registration_outcomes_are_announced_once_per_change(backend: Backend) {
 }
 
 async fn credential(store: &dyn Database, tenant: &AccountId, username: &str) -> InboundCredential {
-    let at = Timestamp::now();
-    let credential = InboundCredential {
-        id: Uuid::new_v4(),
-        tenant: tenant.clone(),
-        username: username.into(),
-        realm: format!("{tenant}.sip.localhost"),
-        enabled: true,
-        description: None,
-        created_at: at,
-        updated_at: at,
-    };
-    let hashes =
-        DigestHashes::compute(username, &credential.realm, &SecretString::from("pw-pw-pw"));
-    store
-        .insert_inbound_credential(&credential, &hashes)
-        .await
-        .unwrap();
-    credential
+    common::inbound_credential(store, tenant, username, true).await
 }
 
 fn put(credential: &InboundCredential, contact: &str, expires_in_secs: i64) -> BindingChange {

@@ -21,8 +21,13 @@ use common::{add_tenant, store_with_tenant};
 const NOW: i64 = 1_800_000_000_000_000;
 const MINUTE: i64 = 60_000_000;
 
+/// The hashes `common::inbound_credential` stores.
 fn hashes(username: &str, realm: &str) -> DigestHashes {
-    DigestHashes::compute(username, realm, &SecretString::from("pw-of-a-credential"))
+    DigestHashes::compute(
+        username,
+        realm,
+        &SecretString::from(common::CREDENTIAL_PASSWORD),
+    )
 }
 
 async fn credential(
@@ -31,23 +36,7 @@ async fn credential(
     username: &str,
     enabled: bool,
 ) -> InboundCredential {
-    let at = Timestamp::now();
-    let credential = InboundCredential {
-        id: Uuid::new_v4(),
-        tenant: tenant.clone(),
-        username: username.into(),
-        realm: format!("{tenant}.sip.localhost"),
-        enabled,
-        description: None,
-        created_at: at,
-        updated_at: at,
-    };
-    let outcome = store
-        .insert_inbound_credential(&credential, &hashes(username, &credential.realm))
-        .await
-        .unwrap();
-    assert_eq!(outcome, WriteOutcome::Applied);
-    credential
+    common::inbound_credential(store, tenant, username, enabled).await
 }
 
 /// A binding of `credential` for `contact`, registered `registered` µs after NOW and

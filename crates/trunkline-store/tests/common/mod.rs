@@ -7,8 +7,9 @@
 
 use secrecy::SecretString;
 use std::sync::Arc;
-use trunkline_core::model::{Registration, Tenant};
+use trunkline_core::model::{InboundCredential, Registration, Tenant};
 use trunkline_core::secret::generate_api_key;
+use trunkline_core::secret::DigestHashes;
 use trunkline_core::{AccountId, Timestamp};
 
 use trunkline_store::{Backend, Database, MasterKey, Sealer};
@@ -124,4 +125,38 @@ pub async fn registration(
         .await
         .unwrap();
     registration.id
+}
+
+/// The password of every credential [`inbound_credential`] makes.
+pub const CREDENTIAL_PASSWORD: &str = "pw-of-a-credential";
+
+/// Inserts an inbound (Vobiz) credential for `username` in the tenant's realm.
+pub async fn inbound_credential(
+    store: &dyn Database,
+    tenant: &AccountId,
+    username: &str,
+    enabled: bool,
+) -> InboundCredential {
+    let at = Timestamp::now();
+    let credential = InboundCredential {
+        id: Uuid::new_v4(),
+        tenant: tenant.clone(),
+        username: username.into(),
+        realm: format!("{tenant}.sip.localhost"),
+        enabled,
+        description: None,
+        created_at: at,
+        updated_at: at,
+    };
+    let hashes = DigestHashes::compute(
+        username,
+        &credential.realm,
+        &SecretString::from(CREDENTIAL_PASSWORD),
+    );
+    let outcome = store
+        .insert_inbound_credential(&credential, &hashes)
+        .await
+        .unwrap();
+    assert_eq!(outcome, trunkline_core::store::WriteOutcome::Applied);
+    credential
 }
