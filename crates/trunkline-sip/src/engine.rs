@@ -499,9 +499,14 @@ impl Core {
             .copied()
             .collect();
         let mut fixes: Vec<(Uuid, &'static str)> = Vec::new();
+        // On one node, vanished means deleted (or no longer registering): announced as
+        // removed. Where nodes share the database it may also mean a lease that moved before
+        // this node heard of it, which is no removal: nothing is announced from here then
+        // (deletions reach every node as change events, and are announced from those).
+        let gone = self.ownership.is_none();
         for id in vanished {
             fixes.push((id, "vanished"));
-            self.remove(id, true);
+            self.remove(id, gone);
         }
         for (tenant, id, version) in versions {
             if changed.contains(&id) || self.reloading.contains_key(&id) {
