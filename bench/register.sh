@@ -245,6 +245,7 @@ trunkline_seed() {
     wait_http "$dir/client.log"
     key=$(sed -n 's/^default tenant: .* api_key=\([^ ]*\)$/\1/p' "$dir/client.log")
     [ -n "$key" ] || die "no default tenant line"
+    SEED_KEY=$key
     api_seed "$T_HTTP_PORT" "$key" "$count" "$dir"
     stop_pid "$CLIENT_PID"; CLIENT_PID=""
     sqlite3 "$dir/trunkline.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
@@ -283,7 +284,7 @@ idle_measure() {
 
 # --- one measured run -------------------------------------------------------------------------------
 
-COLUMNS_TSV=(run users expires registered live_min wave_s first_to_all_s cpu_wave_s cpu_window_s idle_cpu_s window_s
+COLUMNS_TSV=(run users expires registered live_min wave_s first_to_all_s events_wave events_window cpu_wave_s cpu_window_s idle_cpu_s window_s
     saved_window requests_window requests_per_refresh us_per_refresh requests_wave retrans_wave retrans_window
     udp_drops_wave udp_drops_window registrar_sock_drops client_sock_drops
     rss_wave_kb rss_kb pss_kb idle_rss_kb idle_pss_kb rss_kib_per_reg pss_kib_per_reg
@@ -294,7 +295,8 @@ COLUMNS_TSV=(run users expires registered live_min wave_s first_to_all_s cpu_wav
 run_side() {
     local name=$1 users=$2 window=$3 timeout=$4 idle_rate=$5 idle_rss=$6 idle_pss=$7; shift 7
     local dir=$OUT/$name
-    local -A R=([run]=$name [users]=$users [expires]=$EXPIRES [idle_rss_kb]=$idle_rss [idle_pss_kb]=$idle_pss)
+    local -A R=([run]=$name [users]=$users [expires]=$EXPIRES [idle_rss_kb]=$idle_rss [idle_pss_kb]=$idle_pss
+        [events_wave]=- [events_window]=-)
     CLIENT_DIR=$dir
     log "$name: registrar restart (empty location table)"
     registrar_start "$name"
@@ -304,6 +306,15 @@ run_side() {
     r0=$(cpu_ticks "$REG_PID"); u0=$(udp_rcvbuf_errors)
     t0=$(now)
     "$@"
+    # trunkline's own event stream, read from its start: how many `registration.registered`
+    # events have been streamed when the registrar holds every binding, and by the window's end.
+    local stream_pid=""
+    if [ "$CLIENT_KIND" = trunkline ] && [ -n "${SEED_KEY:-}" ]; then
+        curl -sN --retry 100 --retry-connrefused --retry-delay 0 -H 'Accept: text/event-stream' \
+            -H "X-API-Key: $SEED_KEY" "http://127.0.0.1:$T_HTTP_PORT/v1/events?after=0" >"$dir/events.sse" 2>/dev/null &
+        stream_pid=$!
+    fi
+    streamed() { grep -c '^event: registration.registered$' "$dir/events.sse" || true; }
     log "$name: started (pid $CLIENT_PID); waiting for $users bindings"
     local deadline
     deadline=$(calc "%.3f" "$t0 + $timeout")
@@ -324,6 +335,7 @@ run_side() {
     reg_stats "$dir/registrar-1.stats"
     client_stats "$dir/client-1.stats"
     R[registered]=$count
+    [ -z "$stream_pid" ] || R[events_wave]=$(streamed)
     R[wave_s]=$(calc "%.1f" "$t1 - $t0")
     R[first_to_all_s]=$(calc "%.1f" "$t1 - ${tfirst:-$t1}")
     log "$name: $count bindings after ${R[wave_s]}s (first to all ${R[first_to_all_s]}s), CPU $(calc "%.2f" "$c1 / $CLK_TCK") s"
@@ -355,6 +367,10 @@ run_side() {
     if [ "$CLIENT_KIND" = kamailio ]; then R[client_sock_drops]=$(sock_drops "$UAC_PORT"); else R[client_sock_drops]=$(sock_drops "$T_SIP_PORT"); fi
     reg_stats "$dir/registrar-2.stats"
     client_stats "$dir/client-2.stats"
+    if [ -n "$stream_pid" ]; then
+        R[events_window]=$(streamed)
+        kill "$stream_pid" 2>/dev/null || true
+    fi
     stop_pid "$CLIENT_PID"; CLIENT_PID=""
     R[live_min]=$live_min
 
@@ -500,11 +516,12 @@ awk -F'\t' '
     function g(r, k) { return v[r, k] }
     function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "n/a" }
     END {
-        print "| run | bound / wanted | expires (s) | time to all (s) | first→all (s) | CPU wave (s) | CPU window (s) | window (s) | refreshes in window | REGISTERs per refresh | µs CPU per refresh | RSS KiB/reg | PSS KiB/reg | RSS after wave → end (MiB) | retransmissions wave / window | UDP drops wave / window | live bindings, min in window | registrar cores wave / window | steal % / other cores | client log errors |"
-        print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|---|---:|"
+        print "| run | bound / wanted | expires (s) | time to all (s) | first→all (s) | registered events streamed at wave end / window end | CPU wave (s) | CPU window (s) | window (s) | refreshes in window | REGISTERs per refresh | µs CPU per refresh | RSS KiB/reg | PSS KiB/reg | RSS after wave → end (MiB) | retransmissions wave / window | UDP drops wave / window | live bindings, min in window | registrar cores wave / window | steal % / other cores | client log errors |"
+        print "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|---|---:|"
         for (i = 1; i <= n; i++) { r = rows[i]
-            printf "| %s | %d / %d | %s | %s | %s | %.2f | %.2f | %s | %d | %s | %d | %.2f | %.2f | %.1f → %.1f | %d / %d | %d / %d | %d | %s / %s | %s / %s | %d |\n",
-                g(r, "run"), g(r, "registered"), g(r, "users"), g(r, "expires"), g(r, "wave_s"), g(r, "first_to_all_s"), g(r, "cpu_wave_s"),
+            printf "| %s | %d / %d | %s | %s | %s | %s / %s | %.2f | %.2f | %s | %d | %s | %d | %.2f | %.2f | %.1f → %.1f | %d / %d | %d / %d | %d | %s / %s | %s / %s | %d |\n",
+                g(r, "run"), g(r, "registered"), g(r, "users"), g(r, "expires"), g(r, "wave_s"), g(r, "first_to_all_s"),
+                g(r, "events_wave"), g(r, "events_window"), g(r, "cpu_wave_s"),
                 g(r, "cpu_window_s"), g(r, "window_s"), g(r, "saved_window"), g(r, "requests_per_refresh"), g(r, "us_per_refresh"),
                 g(r, "rss_kib_per_reg"), g(r, "pss_kib_per_reg"), g(r, "rss_wave_kb") / 1024, g(r, "rss_kb") / 1024,
                 g(r, "retrans_wave"), g(r, "retrans_window"), g(r, "udp_drops_wave"), g(r, "udp_drops_window"), g(r, "live_min"),
