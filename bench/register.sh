@@ -31,6 +31,9 @@
 #              registrations are created
 #              beforehand through the real API (POST /api/sip/registrations, Ultravox dialect,
 #              proxy=127.0.0.1:$REG_PORT) with the engine off, into a seed that every run copies.
+#              A `curl` reads trunkline's event stream (GET /v1/events, SSE) from the launch: the
+#              `registration.registered` events streamed by the wave's end and the window's are
+#              reported (the outbox is written in the status writer's transactions).
 #   side C     trunkline alone with $N_C registrations against a registrar with $N_C subscribers,
 #              for how cost grows: RSS per registration and CPU per refresh (CPU seconds in the
 #              $WINDOW_C s after the wave / REGISTER transactions completed in it). The registrar
