@@ -276,7 +276,7 @@ impl OutboundRegistration {
             tenant: number.tenant,
             source: RegistrationSource::DashaNumber,
             aor_user: number.phone_number,
-            registrar: number.domain.unwrap_or_else(|| number.server.clone()),
+            registrar: trunk_registrar(number.domain, &number.server),
             send_to: Some(number.server),
             transport,
             auth_user: number.auth_user,
@@ -285,6 +285,32 @@ impl OutboundRegistration {
             version: number.version,
         }
     }
+}
+
+/// The registrar of a phone number on a trunk: the trunk's `domain`, else its `server`.
+pub fn trunk_registrar(domain: Option<String>, server: &str) -> String {
+    domain.unwrap_or_else(|| server.to_owned())
+}
+
+/// An outbound registration of either kind as the registrations list shows it, with the status
+/// the engine last stored; no secret. Phone numbers with `registration: false` are listed too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationSummary {
+    /// The row's id, which keys its status (for a phone number, its internal id).
+    pub id: Uuid,
+    pub source: RegistrationSource,
+    /// The Ultravox `username`, or the phone number as stored.
+    pub aor_user: String,
+    /// The digest username where one is set: Ultravox `authUser`, or the trunk's `authUser`.
+    pub auth_user: Option<String>,
+    /// Ultravox `proxy`; for a phone number its trunk's registrar ([`trunk_registrar`]).
+    pub registrar: String,
+    /// A phone number's trunk.
+    pub trunk_id: Option<Uuid>,
+    /// False for a phone number with `registration: false`.
+    pub registering: bool,
+    pub created_at: Timestamp,
+    pub status: Option<RegistrationStatus>,
 }
 
 impl std::fmt::Debug for OutboundRegistration {

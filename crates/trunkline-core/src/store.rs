@@ -15,8 +15,8 @@ use crate::error::StoreError;
 use crate::ids::{AccountId, Timestamp};
 use crate::model::{
     BindingChange, ClusterNode, InboundBinding, InboundCredential, Lease, OutboundRegistration,
-    PhoneNumber, RecordedBinding, Registration, RegistrationAttempt, RegistrationStatus, Tenant,
-    Trunk,
+    PhoneNumber, RecordedBinding, Registration, RegistrationAttempt, RegistrationStatus,
+    RegistrationSummary, Tenant, Trunk,
 };
 use crate::outbox::{
     CursorUpdate, DeliveryAttempt, EventType, StatusWrite, StoredEvent, Webhook, WebhookCursor,
@@ -317,6 +317,13 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         limit: u32,
     ) -> Result<Vec<RegistrationAttempt>, StoreError>;
+    /// Every outbound registration of the tenant as a list shows it: its Ultravox registrations
+    /// and all its phone numbers (with registration or not), each with its stored status,
+    /// ordered by (created time, id) within each kind, Ultravox first. Opens no secret.
+    async fn registration_summaries(
+        &self,
+        tenant: &AccountId,
+    ) -> Result<Vec<RegistrationSummary>, StoreError>;
     /// Ids of the phone numbers on a trunk that ask for registration.
     async fn registering_numbers_of_trunk(
         &self,

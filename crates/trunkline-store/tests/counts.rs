@@ -4,7 +4,7 @@
 //! creates, per tenant, on both backends.
 
 use secrecy::SecretString;
-use trunkline_core::model::{InboundCredential, PhoneNumber, Transport, Trunk};
+use trunkline_core::model::InboundCredential;
 use trunkline_core::secret::DigestHashes;
 use trunkline_core::store::WriteOutcome;
 use trunkline_core::{AccountId, Timestamp};
@@ -14,7 +14,7 @@ use trunkline_store::{Backend, Database};
 
 #[macro_use]
 mod common;
-use common::{add_tenant, registration, store_with_tenant, TestDb};
+use common::{add_tenant, number, registration, store_with_tenant, trunk, TestDb};
 
 on_both_backends!(
     registration_totals_follow_creates_and_deletes,
@@ -82,42 +82,6 @@ async fn registration_totals_follow_creates_and_deletes(backend: Backend) {
     registration(&*store, &a, "again", Timestamp::now()).await;
     assert_totals(&db, &*store, &a).await;
     assert_totals(&db, &*store, &b).await;
-}
-
-fn trunk(tenant: &AccountId) -> Trunk {
-    let at = Timestamp::now();
-    Trunk {
-        id: Uuid::new_v4(),
-        tenant: tenant.clone(),
-        server: "sip.example.com".into(),
-        transport: Transport::Udp,
-        domain: None,
-        auth_user: None,
-        has_password: false,
-        revealed_password: None,
-        description: None,
-        cps_limit: None,
-        cps_key: None,
-        created_at: at,
-        updated_at: at,
-    }
-}
-
-fn number(tenant: &AccountId, trunk: Uuid, digits: &str) -> PhoneNumber {
-    let at = Timestamp::now();
-    PhoneNumber {
-        id: Uuid::new_v4(),
-        tenant: tenant.clone(),
-        phone_number: digits.into(),
-        trunk_id: trunk,
-        registration: false,
-        display_name: None,
-        description: None,
-        incoming_calls_agent_id: None,
-        created_at: at,
-        updated_at: at,
-        status: None,
-    }
 }
 
 fn credential(tenant: &AccountId, username: &str) -> (InboundCredential, DigestHashes) {

@@ -9,6 +9,7 @@ mod credentials;
 mod events;
 mod pacing;
 mod phone_numbers;
+mod registration_list;
 mod registrations;
 mod status;
 mod tenants;
@@ -22,6 +23,10 @@ pub use credentials::{CredentialDraft, CredentialPatch};
 pub use events::{EVENT_PAGE_DEFAULT, EVENT_PAGE_MAX};
 pub use pacing::PaceRule;
 pub use phone_numbers::PhoneNumberDraft;
+pub use registration_list::{
+    registration_list_window, ListedRegistration, RegistrationFilter, RegistrationList,
+    StateCounts, StateFilter, QUERY_MAX_CHARS, REGISTRATION_LIST_LIMITS,
+};
 pub use registrations::RegistrationDraft;
 pub use status::{RegistrationKind, RegistrationView, HISTORY_LENGTH};
 pub use tenants::IssuedKey;

@@ -40,6 +40,21 @@ pub struct RegistrationView {
     pub status: Option<RegistrationStatus>,
 }
 
+impl RegistrationView {
+    /// The state shown for a registration: `disabled` for a phone number without registration,
+    /// else the engine's, else `pending` (nothing attempted yet).
+    pub fn shown_state(
+        registering: bool,
+        status: Option<&RegistrationStatus>,
+    ) -> RegistrationState {
+        match status {
+            _ if !registering => RegistrationState::Disabled,
+            Some(status) => status.state,
+            None => RegistrationState::Pending,
+        }
+    }
+}
+
 impl Services {
     pub async fn registration_view(
         &self,
@@ -52,19 +67,12 @@ impl Services {
                 id: id.to_owned(),
                 key: uuid,
                 kind: RegistrationKind::Ultravox,
-                state: registration
-                    .status
-                    .as_ref()
-                    .map_or(RegistrationState::Pending, |s| s.state),
+                state: RegistrationView::shown_state(true, registration.status.as_ref()),
                 status: registration.status,
             });
         }
         let number = self.phone_number(tenant, id).await?;
-        let state = match (&number.status, number.registration) {
-            (_, false) => RegistrationState::Disabled,
-            (Some(status), true) => status.state,
-            (None, true) => RegistrationState::Pending,
-        };
+        let state = RegistrationView::shown_state(number.registration, number.status.as_ref());
         Ok(RegistrationView {
             key: number.id,
             id: number.phone_number,

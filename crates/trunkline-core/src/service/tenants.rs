@@ -60,6 +60,11 @@ impl Services {
         Ok(self.store.tenants().await?)
     }
 
+    /// One tenant (the caller's own, once its key is authenticated).
+    pub async fn tenant(&self, id: &AccountId) -> Result<Tenant, ServiceError> {
+        self.store.tenant(id).await?.ok_or(ServiceError::NotFound)
+    }
+
     pub async fn create_api_key(&self, tenant: &AccountId) -> Result<IssuedKey, ServiceError> {
         let key = generate_api_key();
         match self

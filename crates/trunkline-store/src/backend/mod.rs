@@ -35,6 +35,9 @@ macro_rules! shared_statements {
         mod registrations {
             include!("../sql/registrations.rs");
         }
+        mod registration_list {
+            include!("../sql/registration_list.rs");
+        }
         mod rekey {
             include!("../sql/rekey.rs");
         }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use trunkline_core::model::{
     BindingChange, ClusterNode, Lease, RecordedBinding, InboundBinding, InboundCredential, OutboundRegistration, PhoneNumber,
-    Registration, RegistrationAttempt, RegistrationStatus, Tenant, Trunk,
+    Registration, RegistrationAttempt, RegistrationStatus, RegistrationSummary, Tenant, Trunk,
 };
 use trunkline_core::outbox::{
     CursorUpdate, DeliveryAttempt, EventType, StatusWrite, StoredEvent, Webhook, WebhookCursor,
@@ -16,7 +16,7 @@ use trunkline_core::store::{SecretChange, Store, StoredApiKey, TrunkPacing, Writ
 use trunkline_core::{AccountId, StoreError, Timestamp};
 use uuid::Uuid;
 
-use super::{events, inbound, pacing, webhooks, SqlStore};
+use super::{events, inbound, pacing, registration_list, webhooks, SqlStore};
 use crate::common::db;
 
 #[async_trait]
@@ -346,6 +346,13 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<RegistrationAttempt>, StoreError> {
         SqlStore::registration_attempts(self, tenant, id, limit).await
+    }
+
+    async fn registration_summaries(
+        &self,
+        tenant: &AccountId,
+    ) -> Result<Vec<RegistrationSummary>, StoreError> {
+        registration_list::summaries(self, tenant).await
     }
 
     async fn registering_numbers_of_trunk(

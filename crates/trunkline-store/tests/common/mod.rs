@@ -1,13 +1,15 @@
 //! What the store's integration tests share: a store on a fresh database of either backend
 //! (an SQLite file, or a database of its own on the test PostgreSQL server) with one tenant,
-//! more tenants, an Ultravox registration in it, and [`on_both_backends!`], which runs each
-//! test on both.
+//! more tenants, an Ultravox registration, a trunk and a phone number in it, and
+//! [`on_both_backends!`], which runs each test on both.
 
 #![allow(dead_code)]
 
 use secrecy::SecretString;
 use std::sync::Arc;
-use trunkline_core::model::{InboundCredential, Registration, Tenant};
+use trunkline_core::model::{
+    InboundCredential, PhoneNumber, Registration, Tenant, Transport, Trunk,
+};
 use trunkline_core::secret::generate_api_key;
 use trunkline_core::secret::DigestHashes;
 use trunkline_core::{AccountId, Timestamp};
@@ -159,4 +161,42 @@ pub async fn inbound_credential(
         .unwrap();
     assert_eq!(outcome, trunkline_core::store::WriteOutcome::Applied);
     credential
+}
+
+/// A trunk of `tenant` on `sip.example.com` over UDP, no domain, user or password.
+pub fn trunk(tenant: &AccountId) -> Trunk {
+    let at = Timestamp::now();
+    Trunk {
+        id: Uuid::new_v4(),
+        tenant: tenant.clone(),
+        server: "sip.example.com".into(),
+        transport: Transport::Udp,
+        domain: None,
+        auth_user: None,
+        has_password: false,
+        revealed_password: None,
+        description: None,
+        cps_limit: None,
+        cps_key: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Phone number `digits` on `trunk`, registration off.
+pub fn number(tenant: &AccountId, trunk: Uuid, digits: &str) -> PhoneNumber {
+    let at = Timestamp::now();
+    PhoneNumber {
+        id: Uuid::new_v4(),
+        tenant: tenant.clone(),
+        phone_number: digits.into(),
+        trunk_id: trunk,
+        registration: false,
+        display_name: None,
+        description: None,
+        incoming_calls_agent_id: None,
+        created_at: at,
+        updated_at: at,
+        status: None,
+    }
 }

@@ -1,9 +1,10 @@
 //! Operational surface: liveness and readiness, Prometheus metrics labelled by route template,
 //! the OpenAPI document (snapshot-tested), graceful shutdown on SIGTERM, trunkline's own
 //! `GET /v1/registrations/{id}` (states, auth styles, errors), how a status row written by the
-//! engine is rendered in each dialect, and the admin API behind its token.
+//! engine is rendered in each dialect and in the registrations list (`GET /v1/registrations`:
+//! counts, filters, windows), `GET /v1/account`, and the admin API behind its token.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -117,7 +118,9 @@ fn openapi_document_is_generated_snapshot_tested_and_covers_every_dialect() {
         "/api/v1/account/{auth_id}/credentials",
         "/api/v1/account/{auth_id}/credentials/{id}",
         "/api/v1/account/{auth_id}/credentials/{id}/registrations",
+        "/v1/registrations",
         "/v1/registrations/{id}",
+        "/v1/account",
         "/v1/admin/tenants",
     ] {
         assert!(
@@ -309,6 +312,7 @@ fn engine_status_is_rendered_in_every_dialect() {
     let trunk = create_trunk(&server, &tenant);
     create_number(&server, &tenant, &trunk, "+14155550110", true);
     create_number(&server, &tenant, &trunk, "+14155550111", true);
+    create_number(&server, &tenant, &trunk, "+14155550112", false);
     assert!(server.terminate().success());
 
     // What the engine would write: one live binding, one rejected by the registrar.
@@ -471,9 +475,18 @@ fn engine_status_is_rendered_in_every_dialect() {
         .iter()
         .map(|n| &n["registrationStatus"]["state"])
         .collect();
-    assert_eq!(states, [&Value::from("Registered"), &Value::from("Failed")]);
+    assert_eq!(
+        states,
+        [
+            &Value::from("Registered"),
+            &Value::from("Failed"),
+            &Value::Null
+        ],
+        "the third without registration"
+    );
 
     // trunkline's own view: every field of the row.
+    let mut views = BTreeMap::new();
     for (id, kind, status) in [
         (ok_id.clone(), "ultravox", &registered),
         (failed_id.clone(), "ultravox", &failed),
@@ -504,7 +517,203 @@ fn engine_status_is_rendered_in_every_dialect() {
                 "remote": status.remote,
             })
         );
+        views.insert(id.replace("%2B", "+"), view);
     }
+    let disabled = "+14155550112";
+    let (_, view) = json(
+        server
+            .ultravox(Method::GET, "/v1/registrations/%2B14155550112", &tenant)
+            .send()
+            .unwrap(),
+    );
+    views.insert(disabled.to_owned(), view);
+    assert_registration_list(&server, &tenant, &views, [&failed_id, &ok_id], &trunk);
+}
+
+/// `GET /v1/registrations` over what `engine_status_is_rendered_in_every_dialect` stored: each
+/// item is the `/v1/registrations/{id}` body (`views`) plus what a person finds it by; failing
+/// ones first; counts over the whole tenant whatever the filters; filters and windows; bad
+/// parameters refused by name.
+fn assert_registration_list(
+    server: &Server,
+    tenant: &Tenant,
+    views: &BTreeMap<String, Value>,
+    [failed_id, ok_id]: [&str; 2],
+    trunk: &str,
+) {
+    let list = |query: &str| {
+        let (status, list) = json(
+            server
+                .ultravox(Method::GET, &format!("/v1/registrations{query}"), tenant)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{query}: {list}");
+        list
+    };
+    let ids = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let all = list("");
+    assert_eq!(
+        ids(&all),
+        [
+            failed_id,
+            "+14155550111",
+            ok_id,
+            "+14155550110",
+            "+14155550112"
+        ],
+        "failing first, then by creation: {all}"
+    );
+    let counts = body!({
+        "disabled": 1, "pending": 0, "registering": 0, "authenticating": 0, "registered": 2,
+        "unregistering": 0, "failed_auth": 2, "failed_timeout": 0, "failed_transport": 0,
+        "failed_registrar": 0,
+    });
+    assert_eq!(all["counts"], counts);
+    assert_eq!(
+        (&all["total"], &all["offset"], &all["limit"]),
+        (&body!(5), &body!(0), &body!(100))
+    );
+    for item in all["items"].as_array().unwrap() {
+        let mut item = item.as_object().unwrap().clone();
+        let id = item["id"].as_str().unwrap().to_owned();
+        let created = item.remove("createdAt").unwrap();
+        assert!(
+            created.as_str().is_some_and(|t| t.ends_with('Z')),
+            "{created}"
+        );
+        let found_by =
+            ["user", "authUser", "registrar", "trunkId"].map(|k| item.remove(k).unwrap());
+        let expected = if id.starts_with('+') {
+            [
+                body!(id),
+                body!("trunk"),
+                body!("sip.carrier.example"),
+                body!(trunk),
+            ]
+        } else {
+            let user = if id == ok_id {
+                "engine-ok"
+            } else {
+                "engine-failed"
+            };
+            [
+                body!(user),
+                Value::Null,
+                body!("sip.example.com"),
+                Value::Null,
+            ]
+        };
+        assert_eq!(found_by, expected, "{id}");
+        assert_eq!(Value::Object(item), views[&id], "{id}: the single body");
+    }
+
+    let failed = list("?state=failed");
+    assert_eq!(ids(&failed), [failed_id, "+14155550111"]);
+    assert_eq!(
+        (&failed["counts"], &failed["total"]),
+        (&counts, &body!(2)),
+        "counts whatever the filter"
+    );
+    assert_eq!(ids(&list("?state=disabled")), ["+14155550112"]);
+    assert_eq!(ids(&list("?state=registered&q=110")), ["+14155550110"]);
+    assert_eq!(ids(&list("?q=ENGINE-")), [failed_id, ok_id], "any case");
+    assert_eq!(ids(&list("?q=%2B1415555011")).len(), 3);
+    assert_eq!(ids(&list("?state=pending")), Vec::<String>::new());
+    let window = list("?limit=2&offset=1");
+    assert_eq!(ids(&window), ["+14155550111", ok_id]);
+    assert_eq!(
+        (&window["total"], &window["offset"], &window["limit"]),
+        (&body!(5), &body!(1), &body!(2))
+    );
+    assert_eq!(ids(&list("?offset=5")), Vec::<String>::new());
+
+    let long = "x".repeat(101);
+    for (query, field) in [
+        ("?state=nope", "state"),
+        ("?state=", "state"),
+        ("?limit=0", "limit"),
+        ("?limit=1001", "limit"),
+        ("?limit=ten", "limit"),
+        ("?offset=-1", "offset"),
+        (&format!("?q={long}")[..], "q"),
+    ] {
+        let response = server
+            .ultravox(Method::GET, &format!("/v1/registrations{query}"), tenant)
+            .send()
+            .unwrap();
+        let (status, problem) = json(response);
+        assert_eq!(status, 400, "{query}: {problem}");
+        assert!(problem["errors"].get(field).is_some(), "{query}: {problem}");
+    }
+    assert_problem(
+        server
+            .client
+            .get(server.url("/v1/registrations"))
+            .send()
+            .unwrap(),
+        401,
+    );
+
+    let other = server.create_tenant("list-other");
+    let empty = list_of(server, &other);
+    assert_eq!(empty["items"], body!([]), "another tenant's are not listed");
+    assert!(
+        empty["counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|n| n == 0),
+        "{empty}"
+    );
+}
+
+fn list_of(server: &Server, tenant: &Tenant) -> Value {
+    let (status, list) = json(
+        server
+            .dasha(Method::GET, "/v1/registrations", tenant)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{list}");
+    list
+}
+
+#[test]
+fn account_names_the_key_s_tenant() {
+    let server = Server::start();
+    let tenant = server.tenant();
+    let other = server.create_tenant("account-other");
+    for who in [&tenant, &other] {
+        let (status, account) = json(
+            server
+                .dasha(Method::GET, "/v1/account", who)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{account}");
+        assert_eq!(account["accountId"], who.account_id.as_str());
+        assert!(account["name"].is_string(), "{account}");
+    }
+    let (_, other_account) = json(
+        server
+            .ultravox(Method::GET, "/v1/account", &other)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(other_account["name"], "account-other");
+    assert_problem(
+        server.client.get(server.url("/v1/account")).send().unwrap(),
+        401,
+    );
 }
 
 #[test]
