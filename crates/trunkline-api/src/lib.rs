@@ -3,9 +3,11 @@
 //! [`router`] assembles the three vendor dialects ([`dialect::ultravox`], [`dialect::dasha`],
 //! [`dialect::vobiz`]), trunkline's own `/v1/` endpoints, the admin API and the operational
 //! endpoints into one axum router over [`AppState`]. Every route is registered through
-//! `utoipa_axum`, so [`openapi`] is generated from the same code that serves.
+//! `utoipa_axum`, so [`openapi`] is generated from the same code that serves. The web console
+//! ([`console`], HTML and assets, outside the document) is mounted beside them.
 
 pub mod admin;
+pub mod console;
 pub mod dialect;
 pub mod error;
 pub mod extract;
@@ -104,7 +106,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes().split_for_parts();
-    api.route("/healthz", get(ops::healthz))
+    api.merge(console::router())
+        .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi_json))
