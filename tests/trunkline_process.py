@@ -143,14 +143,14 @@ class TrunklineServer:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, listen: str = "127.0.0.1:0") -> None:
         cmd = [
             str(self.binary),
             "--data-dir",
             str(self.data_dir),
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
         ]
         self._proc = subprocess.Popen(
             cmd,
@@ -201,6 +201,17 @@ class TrunklineServer:
             f"--- captured stderr ---\n{self.stderr_text()}",
             pytrace=False,
         )
+
+    def restart(self) -> None:
+        """Stops the server (SIGTERM) and starts it again on the same data directory and HTTP
+        port; the default tenant stays what the first start printed."""
+        port = self.port
+        self.stop()
+        with self._cond:
+            self.port = None
+            self.sip_address = None
+            self._eof = False
+        self.start(listen=f"127.0.0.1:{port}")
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

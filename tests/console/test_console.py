@@ -3,7 +3,8 @@ sign in with the API key; a registration created through the API after the page 
 appears and turns registered without a reload (the page follows GET /v1/events); its attempt
 history; the filter to failed registrations; trunks and their numbers; an inbound binding
 appearing live when a device (sipsak) registers; no error in the browser's console; the
-layout at a phone's width; a wrong key answered with a visible error. Every wait is a
+layout at a phone's width; the event stream resuming with Last-Event-ID after the server
+restarted; a wrong key answered with a visible error. Every wait is a
 WebDriverWait on a condition of the page."""
 
 from __future__ import annotations
@@ -149,6 +150,35 @@ def test_console(server, api, registrars, browser):
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{overflow} px wider than a phone's screen"
     driver.set_window_size(1280, 900)
+
+    # A dropped stream resumes after the last event it saw (Last-Event-ID): the server
+    # restarts, and while the page cannot reconnect (its event requests blocked) a registration
+    # registers; once it can, the event it missed is replayed and announced.
+    driver.execute_script(
+        "window.announced = [];"
+        "const node = document.getElementById('announcer');"
+        "new MutationObserver(() => window.announced.push(node.textContent))"
+        "  .observe(node, {childList: true, characterData: true, subtree: true});"
+    )
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/v1/events*"]})
+    server.restart()
+    wait(driver, ec.text_to_be_present_in_element((By.ID, "live"), "reconnecting"),
+         "the page did not notice the drop")
+    missed = api.create("/api/sip/registrations", "ultravox",
+                        {"username": "carol-missed", "password": "secret", "proxy": accepting.address})
+    missed_id = missed["registrationId"]
+    wait(driver, lambda _: any(e["data"]["id"] == missed_id for e in api.call(
+        "GET", "/v1/events?after=0&types=registration.registered", "ultravox")[1]["items"]),
+        "carol-missed was never announced by the server")
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    wait(driver, lambda d: f"Registration {missed_id}: registered" in d.execute_script(
+        "return window.announced"), "the missed event was not replayed after the reconnect")
+    wait(driver, lambda d: state_of(d, "carol-missed") == "registered", "carol-missed not listed")
+    assert driver.execute_script("return window.consoleNotReloaded") is True, "the page reloaded"
+    # Only the event stream failed while the server was away or blocked.
+    others = [e for e in severe_console_entries(driver) if "/v1/events" not in e["message"]]
+    assert others == []
 
     # A wrong key: an error, not an empty page.
     driver.find_element(By.ID, "sign-out").click()
