@@ -219,8 +219,10 @@ class EventStream {
       if (done) return;
       watch();
       buffer += value;
-      const lines = buffer.split(/\r\n|\r|\n/);
-      buffer = lines.pop();
+      // A chunk ending in CR may be half of a CRLF: keep it until the next chunk says.
+      const held = buffer.endsWith("\r") ? 1 : 0;
+      const lines = buffer.slice(0, buffer.length - held).split(/\r\n|\r|\n/);
+      buffer = lines.pop() + (held ? "\r" : "");
       for (const line of lines) {
         if (line === "") {
           if (id !== null) this.lastId = id;
