@@ -1,7 +1,7 @@
 //! What the store's integration tests share: a store on a fresh database of either backend
 //! (an SQLite file, or a database of its own on the test PostgreSQL server) with one tenant,
-//! more tenants, an Ultravox registration, a trunk and a phone number in it, and
-//! [`on_both_backends!`], which runs each test on both.
+//! more tenants, an Ultravox registration, an inbound credential, a trunk and a phone number in
+//! it, and [`on_both_backends!`], which runs each test on both.
 
 #![allow(dead_code)]
 
