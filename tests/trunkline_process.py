@@ -319,3 +319,15 @@ def binary_from_env() -> Path:
     if not os.access(path, os.X_OK):
         pytest.fail(f"TRUNKLINE_BIN={value!r} is not executable", pytrace=False)
     return path.resolve()
+
+
+def attach_stderr(report, server: Optional[TrunklineServer]) -> None:
+    """Adds the recent stderr of ``server`` (the one a suite is running, if any) to a failed
+    test's report; for each suite's ``pytest_runtest_makereport`` hook."""
+    if report.failed and server is not None:
+        report.sections.append(
+            (
+                f"trunkline stderr (last {STDERR_TAIL_LINES} lines)",
+                server.stderr_text(STDERR_TAIL_LINES),
+            )
+        )

@@ -25,8 +25,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trunkline_process import (  # noqa: E402
-    STDERR_TAIL_LINES,
     TrunklineServer,
+    attach_stderr,
     binary_from_env,
 )
 
@@ -41,13 +41,7 @@ _ACTIVE_SERVER: Optional[TrunklineServer] = None
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if report.failed and _ACTIVE_SERVER is not None:
-        report.sections.append(
-            (
-                f"trunkline stderr (last {STDERR_TAIL_LINES} lines)",
-                _ACTIVE_SERVER.stderr_text(STDERR_TAIL_LINES),
-            )
-        )
+    attach_stderr(report, _ACTIVE_SERVER)
     return report
 
 
