@@ -48,10 +48,10 @@ impl EventType {
     }
 
     /// A comma-separated list of types (`?types=`), each once, in the order given; the first
-    /// unknown one is the error.
+    /// name that is not a type (an empty one included) is the error.
     pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
         let mut types = Vec::new();
-        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in text.split(',') {
             let kind =
                 Self::parse(name).ok_or_else(|| name.chars().take(64).collect::<String>())?;
             if !types.contains(&kind) {

@@ -42,7 +42,8 @@ pub struct EventParams {
     #[param(value_type = Option<u64>, minimum = 0)]
     after: Option<String>,
     /// Comma-separated event types; all when absent.
-    #[param(value_type = Option<String>, example = "registration.failed,registration.registered")]
+    #[param(value_type = Option<String>, example = "registration.failed,registration.registered",
+        pattern = r"^(registration\.(registered|failed|removed)|binding\.(created|removed))(,(registration\.(registered|failed|removed)|binding\.(created|removed)))*$")]
     types: Option<String>,
     /// Events per page when polling, 1–1000 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
@@ -78,11 +79,18 @@ impl EventParams {
 fn seq_param(name: &str, value: Option<&str>) -> std::result::Result<Option<u64>, ApiError> {
     match value {
         None => Ok(None),
+        // A `seq` is stored as a signed 64-bit integer.
         Some(text) => text
-            .trim()
             .parse::<u64>()
+            .ok()
+            .filter(|seq| i64::try_from(*seq).is_ok())
             .map(Some)
-            .map_err(|_| ApiError::invalid_field(name, "A non-negative integer is required.")),
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    name,
+                    "An integer from 0 to 9223372036854775807 is required.",
+                )
+            }),
     }
 }
 
@@ -94,9 +102,11 @@ pub struct EventList {
 
 /// The tenant's events: a page of JSON, or with `Accept: text/event-stream` a live stream
 /// (`id` = `seq`, `event` = type, `data` = the event body; `: keep-alive` every 15 s).
+///
+/// A stream resumes after the `seq` in its `Last-Event-ID` header (else after `after`, else it
+/// starts with the next new event).
 #[utoipa::path(get, path = "/v1/events", tag = "trunkline",
-    params(EventParams,
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume the stream after this `seq`.")),
+    params(EventParams),
     security(("apiKeyAuth" = []), ("bearerAuth" = []), ("authId" = [], "authToken" = [])),
     responses((status = 200, body = EventList, content_type = "application/json",
             description = "Events after `after`, oldest first."),
