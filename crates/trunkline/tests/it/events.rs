@@ -150,10 +150,13 @@ fn a_registrar_down_then_back_is_announced_once_each_way_with_the_status_body() 
     assert!(poll(&server, &other, "").is_empty());
     for bad in [
         "?types=registration.nope",
+        "?types=",
+        "?types=registration.failed,",
         "?limit=0",
         "?limit=1001",
         "?after=-1",
         "?after=x",
+        "?after=9223372036854775808",
     ] {
         let response = server
             .client
