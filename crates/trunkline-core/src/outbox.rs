@@ -220,6 +220,9 @@ pub fn binding_event_data(binding: &InboundBinding) -> String {
     serde_json::to_string(&BindingEventData::from(binding)).expect("a view serializes")
 }
 
+/// How many webhooks one tenant may have (the store checks it in the insert's transaction).
+pub const MAX_WEBHOOKS_PER_TENANT: usize = 20;
+
 /// A tenant's webhook endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {

@@ -38,6 +38,9 @@ pub enum WriteOutcome {
     InUse,
     /// The row changed since it was read (its `updated_at` moved); read again and retry.
     Stale,
+    /// The tenant already has as many rows of this kind as it may have (e.g.
+    /// [`crate::outbox::MAX_WEBHOOKS_PER_TENANT`]); nothing was written.
+    LimitReached,
 }
 
 /// What pacing needs of a trunk, read in one query at each admission.
@@ -411,6 +414,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- webhooks ---
     /// Inserts a webhook, its secret sealed; it receives the events appended after this.
+    /// `LimitReached` when the tenant has [`crate::outbox::MAX_WEBHOOKS_PER_TENANT`] already
+    /// (checked in the insert's transaction).
     async fn insert_webhook(
         &self,
         webhook: &Webhook,

@@ -1,9 +1,10 @@
 //! Re-sealing every sealed secret with the current master key (`trunkline rekey`), so that the
 //! keys in `master_key_previous` can be dropped afterwards.
 //!
-//! The sealed columns: `registrations.password_sealed` (Ultravox registrations' passwords) and
+//! The sealed columns: `registrations.password_sealed` (Ultravox registrations' passwords),
 //! `trunks.password_sealed` (Dasha trunks' `authPassword`, nullable), each with its
-//! `password_key_id`. Inbound credentials hold HA1 digests and API keys SHA-256 digests: neither
+//! `password_key_id`, and `webhooks.secret_sealed` (webhook signing secrets) with its
+//! `secret_key_id`. Inbound credentials hold HA1 digests and API keys SHA-256 digests: neither
 //! depends on the master key, so neither is here.
 //!
 //! Safe while servers run: a table is read in batches in id order (keyset, so a value no key
@@ -28,9 +29,21 @@ use crate::seal::Sealed;
 /// at most a few milliseconds behind one batch.
 pub const REKEY_BATCH: u32 = 500;
 
-/// Tables with a sealed `password_sealed` / `password_key_id` pair; the table name is also the
-/// first part of the value's associated data.
-pub(crate) const SEALED_TABLES: [&str; 2] = ["registrations", "trunks"];
+/// Tables with a sealed `{column}_sealed` / `{column}_key_id` pair, as (table, column); the
+/// table name is also the first part of the value's associated data.
+pub(crate) const SEALED_TABLES: [(&str, &str); 3] = [
+    ("registrations", "password"),
+    ("trunks", "password"),
+    ("webhooks", "secret"),
+];
+
+/// The sealed column pair's name in `table` (`password` unless [`SEALED_TABLES`] says other).
+pub(crate) fn sealed_column(table: &str) -> &'static str {
+    SEALED_TABLES
+        .iter()
+        .find(|(name, _)| *name == table)
+        .map_or("password", |(_, column)| column)
+}
 
 /// What a rekey did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

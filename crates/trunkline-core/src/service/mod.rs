@@ -189,9 +189,11 @@ fn expect_applied(outcome: WriteOutcome, conflict: &str) -> Result<(), ServiceEr
         WriteOutcome::Duplicate | WriteOutcome::InUse => {
             Err(ServiceError::Conflict(conflict.to_owned()))
         }
-        WriteOutcome::ReferenceMissing | WriteOutcome::Stale => Err(ServiceError::Internal(
-            StoreError::Database(format!("unexpected write outcome {outcome:?}")),
-        )),
+        WriteOutcome::ReferenceMissing | WriteOutcome::Stale | WriteOutcome::LimitReached => {
+            Err(ServiceError::Internal(StoreError::Database(format!(
+                "unexpected write outcome {outcome:?}"
+            ))))
+        }
     }
 }
 

@@ -27,6 +27,7 @@ CREATE TABLE webhooks (
     enabled          BOOLEAN NOT NULL,
     disabled_reason  TEXT,
     secret_sealed    BYTEA NOT NULL,
+    secret_key_id    TEXT NOT NULL,
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL,
     delivered_seq    BIGINT NOT NULL,

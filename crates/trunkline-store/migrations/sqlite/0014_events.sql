@@ -26,7 +26,7 @@ CREATE TABLE event_counters (
 ALTER TABLE registration_status ADD COLUMN announced TEXT;
 
 -- A tenant's webhook endpoints. `secret_sealed` is the signing secret (`whsec_…`), sealed as
--- passwords are. The delivery columns: every event up to `delivered_seq` is done; `attempt`
+-- passwords are, with the id of the key that sealed it (`secret_key_id`). The delivery columns: every event up to `delivered_seq` is done; `attempt`
 -- failures of the next one so far, since `failing_since`, tried again at `next_attempt_at`;
 -- `holder` is the node delivering for it until `held_until` (several nodes).
 CREATE TABLE webhooks (
@@ -38,6 +38,7 @@ CREATE TABLE webhooks (
     enabled          BOOLEAN NOT NULL,
     disabled_reason  TEXT,
     secret_sealed    BLOB NOT NULL,
+    secret_key_id    TEXT NOT NULL,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     delivered_seq    INTEGER NOT NULL,

@@ -6,14 +6,14 @@ use uuid::Uuid;
 
 use super::SqlStore;
 use crate::common::{db, seal_context};
-use crate::rekey::{RekeyReport, Resealed, SealedRow, SEALED_TABLES};
+use crate::rekey::{sealed_column, RekeyReport, Resealed, SealedRow, SEALED_TABLES};
 use crate::seal::Sealed;
 
 impl SqlStore {
     /// Re-seals every value not sealed with the current key, `batch` rows per transaction.
     pub(crate) async fn rekey(&self, batch: u32) -> Result<RekeyReport, StoreError> {
         let mut report = RekeyReport::default();
-        for table in SEALED_TABLES {
+        for (table, _) in SEALED_TABLES {
             let mut after = String::new();
             loop {
                 let rows = self.rekey_read(table, &after, batch.max(1)).await?;
@@ -33,10 +33,12 @@ impl SqlStore {
         after: &str,
         batch: u32,
     ) -> Result<Vec<SealedRow>, StoreError> {
+        let column = sealed_column(table);
         sqlx::query_as(&format!(
-            "SELECT id, tenant_id, password_sealed, password_key_id FROM {table} \
-             WHERE password_sealed IS NOT NULL AND password_key_id IS NOT NULL \
-             AND password_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3"
+            "SELECT id, tenant_id, {column}_sealed AS password_sealed, \
+             {column}_key_id AS password_key_id FROM {table} \
+             WHERE {column}_sealed IS NOT NULL AND {column}_key_id IS NOT NULL \
+             AND {column}_key_id <> $1 AND id > $2 ORDER BY id LIMIT $3"
         ))
         .bind(self.sealer.current_key_id())
         .bind(after)
@@ -97,9 +99,10 @@ impl SqlStore {
         if resealed.is_empty() {
             return Ok(());
         }
+        let column = sealed_column(table);
         let update = format!(
-            "UPDATE {table} SET password_sealed = $1, password_key_id = $2 \
-             WHERE tenant_id = $3 AND id = $4 AND password_sealed = $5 AND password_key_id = $6"
+            "UPDATE {table} SET {column}_sealed = $1, {column}_key_id = $2 \
+             WHERE tenant_id = $3 AND id = $4 AND {column}_sealed = $5 AND {column}_key_id = $6"
         );
         let mut tx = self.write_tx().await?;
         for row in resealed {
