@@ -446,7 +446,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- webhook delivery (the deliverer; not tenant-scoped) ---
     /// Takes (or keeps) every enabled webhook no other node holds at `now`, held by `node`
-    /// until `until`; returns all `node` holds, secrets opened.
+    /// until `until` (a hold of `node`'s with more than half of it left stays as it is);
+    /// returns all `node` holds, secrets opened.
     async fn claim_webhooks(
         &self,
         node: &str,

@@ -406,6 +406,24 @@ impl Config {
         }
     }
 
+    /// Settings of the webhook deliverer: `events.webhook_retry_secs` (1 s to a year), the
+    /// destinations `outbound.deny_networks` refuses, and holds as long as the cluster's
+    /// leases (`cluster.lease_secs`, renewed every `cluster.renew_secs`).
+    pub fn webhook_settings(
+        &self,
+        node_id: &str,
+    ) -> Result<trunkline_webhooks::DelivererSettings, String> {
+        let secs = |value: u64| std::time::Duration::from_secs(value.clamp(1, 365 * 24 * 3600));
+        Ok(trunkline_webhooks::DelivererSettings {
+            node_id: node_id.to_owned(),
+            retry_window: secs(self.events.webhook_retry_secs),
+            deny_networks: trunkline_sip::target::parse_networks(&self.outbound.deny_networks)
+                .map_err(|err| format!("outbound.deny_networks: {err}"))?,
+            hold: secs(self.cluster.lease_secs.max(2)),
+            claim_every: secs(self.cluster.renew_secs),
+        })
+    }
+
     /// `database_url`, defaulting to the SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         self.database_url

@@ -56,6 +56,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             trunkline_pacing::DECISION_BUCKETS,
         )
         .context("metrics buckets")?
+        .set_buckets_for_metric(
+            Matcher::Full(trunkline_webhooks::DELIVERY_METRIC.to_owned()),
+            trunkline_webhooks::DELIVERY_BUCKETS,
+        )
+        .context("metrics buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     // Histograms accumulate until drained: drain them even when nobody scrapes /metrics.
@@ -112,6 +117,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let heartbeat = start_heartbeat(&config, &node_id, &services, store.clone()).await;
+    let webhooks = trunkline_webhooks::Deliverer::start(
+        store.clone(),
+        config
+            .webhook_settings(&node_id)
+            .map_err(anyhow::Error::msg)?,
+    )?;
     let (stop_streams, shutting_down) = tokio::sync::watch::channel(false);
     let pruning = start_event_pruning(&config, store.clone());
     let state = AppState {
@@ -157,6 +168,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // A clean stop leaves the cluster at once (a killed node drops out after a lease).
     heartbeat.abort();
     pruning.abort();
+    // Attempts in flight are abandoned (made again later); the holds are released.
+    webhooks.shutdown().await;
     if let Err(err) = store.forget_node(&node_id).await {
         tracing::warn!(error = %err, "cannot remove this node from the cluster table");
     }

@@ -91,6 +91,15 @@ pub(crate) const SIP_TARGET: &str = concat!(
     "(?:;transport=(?:tcp|tls))?)$"
 );
 
+/// A webhook URL: `http://` or `https://`, a host with an optional port, then an optional
+/// path and query of URL characters (percent-escapes whole), no user information or fragment.
+pub(crate) const WEBHOOK_URL: &str = concat!(
+    "^https?://",
+    host_port!(),
+    r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*)?",
+    r"(?:\?(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?$"
+);
+
 /// A host name is at most 253 characters, so host fields document that bound.
 pub(crate) const HOST_MAX: usize = 253;
 
@@ -209,5 +218,21 @@ pub(crate) fn one_of_or_null(values: &[&str]) -> Object {
                 .map(|v| serde_json::Value::from(*v))
                 .chain([serde_json::Value::Null]),
         ))
+        .build()
+}
+
+/// A webhook URL (see [`WEBHOOK_URL`]), at most `MAX` characters.
+pub(crate) fn webhook_url<const MAX: usize>() -> Object {
+    string(WEBHOOK_URL, 1, MAX, false).build()
+}
+
+/// A list of event type names (duplicates allowed, kept once); empty means every type.
+pub(crate) fn event_types() -> utoipa::openapi::schema::Array {
+    let names: Vec<&str> = trunkline_core::outbox::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(one_of(&names))
         .build()
 }

@@ -14,6 +14,7 @@ mod registrations;
 mod status;
 mod tenants;
 mod trunks;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub use registrations::RegistrationDraft;
 pub use status::{RegistrationKind, RegistrationView, HISTORY_LENGTH};
 pub use tenants::IssuedKey;
 pub use trunks::TrunkDraft;
+pub use webhooks::{WebhookDraft, WebhookPatch, DELIVERIES_KEPT, SECRET_PREFIX, URL_MAX};
 
 use crate::error::{ServiceError, StoreError};
 use crate::events::{ChangeEvent, ChangeOp, EntityKind, EventBus};

@@ -322,10 +322,11 @@ pub(crate) async fn webhook_deliveries(
     .collect()
 }
 
-/// A row `node` may claim at `$2`: enabled, and held by nobody, by `node` itself, or by a node
-/// whose hold lapsed.
-const CLAIMABLE: &str = "webhooks.enabled AND (webhooks.holder = $1 OR webhooks.holder = '' \
-     OR webhooks.held_until < $2)";
+/// A row `node` takes at `$2`: enabled, and held by nobody or by a node whose hold lapsed; or
+/// held by `node` itself with less than half its hold left (`$4`), which renews it. A round
+/// soon after the last renews nothing, and writes only the rows it takes.
+const CLAIMABLE: &str = "webhooks.enabled AND (webhooks.holder = '' \
+     OR webhooks.held_until < $2 OR (webhooks.holder = $1 AND webhooks.held_until < $4))";
 
 pub(crate) async fn claim_webhooks(
     store: &SqlStore,
@@ -333,6 +334,7 @@ pub(crate) async fn claim_webhooks(
     now: Timestamp,
     until: Timestamp,
 ) -> Result<Vec<WebhookCursor>, StoreError> {
+    let renew_before = now.micros() + (until.micros() - now.micros()) / 2;
     let mut tx = store.write_tx().await?;
     sqlx::query(&format!(
         "UPDATE webhooks SET holder = $1, held_until = $3 WHERE {CLAIMABLE} \
@@ -341,6 +343,7 @@ pub(crate) async fn claim_webhooks(
     .bind(node)
     .bind(now.micros())
     .bind(until.micros())
+    .bind(renew_before)
     .execute(&mut *tx)
     .await
     .map_err(db)?;

@@ -2,13 +2,15 @@
 //! problem details. Here: the dialect itself and the router; outbound registrations (the list,
 //! one's live status and history) in [`registrations`]; the caller's account in [`account`];
 //! call pacing's admission in [`pacing`]; the nodes serving the database in [`cluster`]; the
-//! tenant's events, streamed or polled, in [`events`].
+//! tenant's events, streamed or polled, in [`events`]; webhook endpoints and their
+//! delivery attempts in [`webhooks`].
 
 mod account;
 mod cluster;
 mod events;
 mod pacing;
 mod registrations;
+mod webhooks;
 
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -67,4 +69,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pacing::pacing_admit))
         .routes(routes!(cluster::cluster))
         .routes(routes!(events::events))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::webhook_deliveries))
 }
