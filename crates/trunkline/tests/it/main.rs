@@ -29,3 +29,4 @@ mod sip_garbage;
 mod transport_policy;
 mod ultravox;
 mod vobiz;
+mod webhooks;
