@@ -1,6 +1,7 @@
 """Creates what the fixed parameters of schemathesis.toml name and prints their ids:
 SIP credentials (Dasha) for the phone numbers to use, an Ultravox registration for
-/v1/registrations/{id}, and a spare tenant whose API key (prefix) the admin run revokes.
+/v1/registrations/{id}, a spare tenant whose API key (prefix) the admin run revokes, and a
+webhook for /v1/webhooks/{id} (which the run deletes) and another for its deliveries.
 
 usage: fixtures.py BASE_URL API_KEY ADMIN_TOKEN
 """
@@ -33,7 +34,11 @@ def main():
                         {"X-API-Key": key})
     spare = post(url, "/v1/admin/tenants", {"name": "schema spare"},
                  {"Authorization": f"Bearer {admin_token}"})
-    print(trunk["id"], registration["registrationId"], spare["api_key"][:KEY_PREFIX_LEN])
+    # Disabled: nothing is sent to them.
+    webhooks = [post(url, "/v1/webhooks", {"url": "http://127.0.0.1:9/schema", "enabled": False},
+                     {"X-API-Key": key})["id"] for _ in range(2)]
+    print(trunk["id"], registration["registrationId"], spare["api_key"][:KEY_PREFIX_LEN],
+          *webhooks)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,10 @@ key=$(sed 's/.*api_key=\([^ ]*\).*/\1/' <<<"$tenant")
 
 # What the fixed parameters of schemathesis.toml name (see fixtures.py).
 fixtures=$("$venv/bin/python" tests/schema/fixtures.py "$url" "$key" "$admin_token")
-read -r trunk registration spare_key <<<"$fixtures"
+read -r trunk registration spare_key webhook watched_webhook <<<"$fixtures"
 export TRUNKLINE_SCHEMA_ACCOUNT_ID="$account" TRUNKLINE_SCHEMA_TRUNK_ID="$trunk"
 export TRUNKLINE_SCHEMA_REGISTRATION_ID="$registration" TRUNKLINE_SCHEMA_SPARE_KEY_PREFIX="$spare_key"
+export TRUNKLINE_SCHEMA_WEBHOOK_ID="$webhook" TRUNKLINE_SCHEMA_WATCHED_WEBHOOK_ID="$watched_webhook"
 
 # schemathesis runs in the temporary directory, so hypothesis's files stay out of the tree.
 # Every check: no 5xx; status, content type, headers and body as documented; valid data

@@ -231,7 +231,7 @@ fn next(events: &mpsc::Receiver<Sse>) -> Sse {
 }
 
 /// A registration at a TCP port nobody listens on: one `registration.failed` soon after.
-fn failing_registration(server: &Server, tenant: &Tenant, username: &str) -> String {
+pub(crate) fn failing_registration(server: &Server, tenant: &Tenant, username: &str) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -24,7 +24,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::common::{create_user_registration, json as json_of, Server, ServerOptions, Tenant};
+use crate::common::{json as json_of, Server, ServerOptions, Tenant};
+use crate::events::failing_registration;
 
 /// How long a delivery or a status may take to show.
 const WAIT: Duration = Duration::from_secs(30);
@@ -339,21 +340,6 @@ fn events(server: &Server, tenant: &Tenant) -> Vec<Value> {
     let (status, body) = get(server, tenant, "/v1/events?limit=1000");
     assert_eq!(status, 200, "{body}");
     body["items"].as_array().unwrap().clone()
-}
-
-/// A registration at a TCP port nobody listens on: one `registration.failed` at once.
-fn failing_registration(server: &Server, tenant: &Tenant, username: &str) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    create_user_registration(
-        server,
-        tenant,
-        username,
-        format!("sip:127.0.0.1:{port};transport=tcp"),
-    )
 }
 
 fn delete_registration(server: &Server, tenant: &Tenant, id: &str) {
