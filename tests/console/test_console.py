@@ -2,13 +2,14 @@
 sign in with the API key; a registration created through the API after the page loaded
 appears and turns registered without a reload (the page follows GET /v1/events); its attempt
 history; the filter to failed registrations; trunks and their numbers; an inbound binding
-appearing live when a device (sipsak) registers; no error in the browser's console; the
-layout at a phone's width; the event stream resuming with Last-Event-ID after the server
-restarted; a wrong key answered with a visible error. Every wait is a
-WebDriverWait on a condition of the page."""
+appearing live when a device (sipsak) registers; a webhook endpoint with its failed delivery
+attempts; no error in the browser's console; the layout at a phone's width; the event stream
+resuming with Last-Event-ID after the server restarted; a wrong key answered with a visible
+error. Every wait is a WebDriverWait on a condition of the page."""
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 
 from selenium.webdriver.common.by import By
@@ -129,6 +130,13 @@ def test_console(server, api, registrars, browser):
          "the trunk's number is not shown")
     assert "Main carrier" in driver.find_element(By.ID, "main").text
 
+    # A webhook endpoint nobody listens on: the events from here on are attempted there.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    hook_url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    closed.close()
+    api.create("/v1/webhooks", "ultravox", {"url": hook_url, "types": ["binding.created"]})
+
     # An inbound credential: a device registers while the page shows it.
     driver.find_element(By.LINK_TEXT, "Inbound credentials").click()
     wait(driver, ec.text_to_be_present_in_element((By.ID, "main"), "No device is registered."),
@@ -138,6 +146,14 @@ def test_console(server, api, registrars, browser):
     wait(driver, ec.text_to_be_present_in_element((By.ID, "main"), contact),
          f"the binding {contact} did not appear")
     assert driver.execute_script("return window.consoleNotReloaded") is True, "the page reloaded"
+
+    # The webhook endpoint with its recent deliveries: the binding's event, failed, retried.
+    # The table of attempts is there only once one was made (the page refreshes on events).
+    driver.find_element(By.LINK_TEXT, "Webhooks").click()
+    wait(driver, ec.text_to_be_present_in_element((By.ID, "main"), "Recent deliveries to " + hook_url),
+         "no delivery attempt shown")
+    attempts = driver.find_element(By.CSS_SELECTOR, "#main table").text
+    assert "binding.created" in attempts and "evt_" in attempts, attempts
 
     # Nothing went wrong in the page.
     assert severe_console_entries(driver) == []
