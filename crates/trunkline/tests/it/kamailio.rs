@@ -1,13 +1,15 @@
 //! Kamailio (Debian's 5.6) as a real SIP registrar for the outbound registration engine's tests.
 //!
 //! This module owns the peer, one instance per test:
-//! - a temporary directory holding a generated `kamailio.cfg`, a SQLite database `kamailio.db`
-//!   (Debian's own schema from `/usr/share/kamailio/db_sqlite/`: `version`, `subscriber`,
-//!   `location`, `location_attrs`; put in WAL mode with the `sqlite3` CLI before Kamailio opens
-//!   it) and, with TLS, a throwaway CA plus a server certificate for `127.0.0.1`/`localhost`
+//! - a temporary directory holding a generated `kamailio.cfg`, two SQLite databases in
+//!   Debian's own schema from `/usr/share/kamailio/db_sqlite/` — `subscribers.db` (`version`,
+//!   `subscriber`: auth_db only reads it) and `kamailio.db` (`version`, `location`,
+//!   `location_attrs`), each put in WAL mode with the `sqlite3` CLI before Kamailio opens it —
+//!   and, with TLS, a throwaway CA plus a server certificate for `127.0.0.1`/`localhost`
 //!   made with the `openssl` CLI ([`Kamailio::ca_cert`] is what a client must trust);
 //! - the process: `kamailio -DD -E -f cfg -w dir -P pidfile -m 64 -M 8` in the foreground, with
-//!   `children=1` and `tcp_children=1` (SQLite without a busy timeout tolerates one writer);
+//!   `children=1` and `tcp_children=1` (SQLite without a busy timeout tolerates one writer; the
+//!   password checks read another file, so they never meet that writer's lock);
 //! - its ports: free loopback ports picked per transport (bind port 0, read, release; start is
 //!   retried with fresh ports when Kamailio reports "Address already in use") and kept across
 //!   [`Kamailio::restart`];
@@ -839,6 +841,11 @@ impl Kamailio {
         self.dir().join("kamailio.db")
     }
 
+    /// The database of the `subscriber` table (auth_db's, only read by Kamailio).
+    pub fn subscribers_db_path(&self) -> PathBuf {
+        self.dir().join("subscribers.db")
+    }
+
     pub fn cfg_path(&self) -> PathBuf {
         self.dir().join("kamailio.cfg")
     }
@@ -1084,24 +1091,13 @@ impl Kamailio {
 
     // --- setup ---
 
+    /// Two files, so that a worker checking a password never meets another worker's write
+    /// of a binding (Kamailio 5.6's db_sqlite sets no busy timeout: a read that meets the
+    /// write lock fails, and the challenge answer with it): `subscribers.db` (auth_db, only
+    /// read) and `kamailio.db` (usrloc).
     fn create_database(&self) {
         let options = &self.options;
-        let mut sql = String::from("PRAGMA journal_mode=WAL;\n");
-        for file in [
-            "standard-create.sql",
-            "auth_db-create.sql",
-            "usrloc-create.sql",
-        ] {
-            let path = Path::new(SCHEMA_DIR).join(file);
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (install the Debian package kamailio-sqlite-modules)",
-                    path.display()
-                )
-            });
-            sql.push_str(&text);
-            sql.push('\n');
-        }
+        let mut subscribers = schema(&["standard-create.sql", "auth_db-create.sql"]);
         let realm = &options.domain;
         for subscriber in &options.subscribers {
             let user = &subscriber.username;
@@ -1116,7 +1112,7 @@ impl Kamailio {
                 Credential::Ha1 { ha1, ha1b } => (String::new(), ha1.clone(), ha1b.clone()),
             };
             let _ = writeln!(
-                sql,
+                subscribers,
                 "INSERT INTO subscriber (username, domain, password, ha1, ha1b) \
                  VALUES ({}, {}, {}, {}, {});",
                 sql_quote(user),
@@ -1126,26 +1122,10 @@ impl Kamailio {
                 sql_quote(&ha1b)
             );
         }
-        let mut child = Command::new("sqlite3")
-            .arg("-bail")
-            .arg(self.db_path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run sqlite3 (Debian package sqlite3)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(sql.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "wal",
-            "creating the Kamailio database failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        run_sqlite(&self.subscribers_db_path(), &subscribers);
+        run_sqlite(
+            &self.db_path(),
+            &schema(&["standard-create.sql", "usrloc-create.sql"]),
         );
     }
 
@@ -1157,6 +1137,7 @@ impl Kamailio {
     pub fn config(&self) -> String {
         let o = &self.options;
         let db_url = format!("sqlite:///{}", self.db_path().display());
+        let subscribers_url = format!("sqlite:///{}", self.subscribers_db_path().display());
         assert!(db_url.starts_with("sqlite:////"), "absolute db path");
         let mut cfg = String::new();
         let c = &mut cfg;
@@ -1204,7 +1185,7 @@ impl Kamailio {
         modparam(c, "registrar", "min_expires", n(o.min_expires));
         modparam(c, "registrar", "max_expires", n(o.max_expires));
         modparam(c, "registrar", "received_avp", s("$avp(RECEIVED)"));
-        modparam(c, "auth_db", "db_url", s(&db_url));
+        modparam(c, "auth_db", "db_url", s(&subscribers_url));
         modparam(c, "auth_db", "use_domain", n(0));
         if o.calculate_ha1() {
             modparam(c, "auth_db", "calculate_ha1", n(1));
@@ -1513,6 +1494,49 @@ fn signal(pid: i32, signal: i32) {
     unsafe {
         libc::kill(pid, signal);
     }
+}
+
+/// Debian's schema files, concatenated, after switching the database to WAL.
+fn schema(files: &[&str]) -> String {
+    let mut sql = String::from("PRAGMA journal_mode=WAL;\n");
+    for file in files {
+        let path = Path::new(SCHEMA_DIR).join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (install the Debian package kamailio-sqlite-modules)",
+                path.display()
+            )
+        });
+        sql.push_str(&text);
+        sql.push('\n');
+    }
+    sql
+}
+
+/// Runs `sql` on a new database file with the `sqlite3` CLI (which must report WAL mode).
+fn run_sqlite(path: &Path, sql: &str) {
+    let mut child = Command::new("sqlite3")
+        .arg("-bail")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sqlite3 (Debian package sqlite3)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "wal",
+        "creating the Kamailio database {} failed: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Direct children of `parent`, from /proc.
