@@ -203,14 +203,7 @@ impl Supervisor {
     /// `trunkline_webhook_oldest_undelivered_seconds`: the age of the oldest event a webhook
     /// of this node is still trying to deliver (0 when all are caught up).
     fn report_oldest(&self, now: Timestamp) {
-        let oldest = self
-            .shared
-            .heads
-            .lock()
-            .expect("heads")
-            .values()
-            .min()
-            .copied();
+        let oldest = self.shared.heads().values().min().copied();
         let age = oldest.map_or(0.0, |at| {
             (now.micros().saturating_sub(at.micros())).max(0) as f64 / 1e6
         });

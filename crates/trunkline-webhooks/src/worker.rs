@@ -6,7 +6,7 @@
 //! stops. A slow or dead endpoint only ever holds up this task.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use reqwest::Client;
@@ -45,6 +45,15 @@ pub(crate) struct Shared {
     pub heads: Arc<Mutex<HashMap<Uuid, Timestamp>>>,
 }
 
+impl Shared {
+    /// The gauge's map. A worker that panicked while holding it leaves a map that is still
+    /// whole (every change is one insert or remove), so it is used as it is rather than
+    /// stopping every other webhook's worker with a second panic.
+    pub(crate) fn heads(&self) -> MutexGuard<'_, HashMap<Uuid, Timestamp>> {
+        self.heads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Why a worker ended.
 enum Stop {
     /// Shut down, or no longer held (the deliverer said so).
@@ -79,7 +88,7 @@ impl Worker {
     pub async fn run(mut self) {
         let id = self.cursor.webhook.id;
         let ended = self.deliver_all().await;
-        self.shared.heads.lock().expect("heads").remove(&id);
+        self.shared.heads().remove(&id);
         if matches!(ended, Stop::Fenced) {
             tracing::debug!(webhook = %id, "webhook no longer held or enabled; its worker stops");
         }
@@ -130,11 +139,7 @@ impl Worker {
                 }
             };
             if events.is_empty() {
-                self.shared
-                    .heads
-                    .lock()
-                    .expect("heads")
-                    .remove(&self.cursor.webhook.id);
+                self.shared.heads().remove(&self.cursor.webhook.id);
                 wakeups.borrow_and_update();
                 if let Some(stop) = self.wait(Some(&mut wakeups), REREAD).await {
                     return stop;
@@ -167,11 +172,7 @@ impl Worker {
                     return Some(stop);
                 }
             }
-            self.shared
-                .heads
-                .lock()
-                .expect("heads")
-                .insert(self.cursor.webhook.id, event.at);
+            self.shared.heads().insert(self.cursor.webhook.id, event.at);
             match self.deliver(event, signer).await {
                 Ok(true) => {}
                 Ok(false) => return None,
