@@ -217,6 +217,19 @@ impl Validator {
             Input::Value(value) => Some(value),
         }
     }
+
+    /// An optional boolean or other plain value (create): `default` when absent; `null` is an
+    /// error (the value returned then is `default`, and `finish` fails).
+    pub fn or_default<T>(&mut self, field: &str, input: Input<T>, default: T) -> T {
+        match input {
+            Input::Absent => default,
+            Input::Null => {
+                self.error(field, NOT_NULL);
+                default
+            }
+            Input::Value(value) => value,
+        }
+    }
 }
 
 #[cfg(test)]

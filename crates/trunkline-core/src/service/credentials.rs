@@ -48,14 +48,7 @@ impl Services {
         let mut v = Validator::new();
         let username = v.required_text("username", draft.username, USERNAME);
         let password = v.required_secret("password", draft.password, PASSWORD);
-        let enabled = match draft.enabled {
-            Input::Value(flag) => flag,
-            Input::Absent => true,
-            Input::Null => {
-                v.error("enabled", NOT_NULL);
-                true
-            }
-        };
+        let enabled = v.or_default("enabled", draft.enabled, true);
         let description = v.optional_text("description", draft.description, DESCRIPTION);
         v.finish()?;
         let (Some(username), Some(password)) = (username, password) else {

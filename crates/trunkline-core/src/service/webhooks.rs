@@ -152,14 +152,7 @@ impl Services {
             Input::Value(names) => check_types(&mut v, &names),
         };
         let description = v.optional_text("description", draft.description, DESCRIPTION);
-        let enabled = match draft.enabled {
-            Input::Value(flag) => flag,
-            Input::Absent => true,
-            Input::Null => {
-                v.error("enabled", NOT_NULL);
-                true
-            }
-        };
+        let enabled = v.or_default("enabled", draft.enabled, true);
         v.finish()?;
         let (Some(url), Some(types)) = (url, types) else {
             unreachable!("validation passed")
